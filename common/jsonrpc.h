@@ -1,0 +1,61 @@
+/*
+ * The JSON-RPC 2.0 envelope: decoding a request body into calls and
+ * building the response objects.  No I/O and no plugin knowledge here, so
+ * every error code can be unit-tested on plain strings.
+ */
+#ifndef WR_JSONRPC_H
+#define WR_JSONRPC_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "warren/plugin.h" /* WARREN_ERR_* codes */
+
+/* One call of a request (a single request has one; a batch has many). */
+typedef struct wr_rpc_call {
+    /* Borrowed from the request.  NULL: a notification (no reply). */
+    json_t *id;
+    const char *method; /* borrowed; NULL when error is set */
+    json_t *params;     /* borrowed; NULL when absent */
+    /* New reference: a complete error response for this entry (invalid
+     * request, invalid params type), or NULL when the call is valid. */
+    json_t *error;
+} wr_rpc_call;
+
+typedef struct wr_rpc_request {
+    json_t *root; /* owned parsed body, or NULL after a parse error */
+    int batch;    /* 1 when the body was an array */
+    wr_rpc_call *calls; /* owned array */
+    size_t ncalls;
+    /* New reference: the one response for a body that could not be read
+     * as calls at all (parse error, empty batch, not an object or array);
+     * when set, ncalls is 0. */
+    json_t *error;
+} wr_rpc_request;
+
+/*
+ * Decode BODY (LEN bytes, not NUL-terminated) into REQ.  Never fails:
+ * every problem becomes an error response inside REQ:
+ *   -32700 not JSON, invalid UTF-8, empty body
+ *   -32600 not an object/array, empty batch, batch entry not an object,
+ *          jsonrpc != "2.0", method missing or not a string, id not a
+ *          string/number/null
+ *   -32602 params present but neither an array nor an object
+ * Free with wr_jsonrpc_request_free.
+ */
+void wr_jsonrpc_decode(const char *body, size_t len, wr_rpc_request *req);
+void wr_jsonrpc_request_free(wr_rpc_request *req);
+
+/* {"jsonrpc":"2.0","result":RESULT,"id":ID}.  New reference.  RESULT is
+ * stolen (NULL means null); ID is borrowed (NULL means null). */
+json_t *wr_jsonrpc_result(json_t *id, json_t *result);
+
+/* {"jsonrpc":"2.0","error":{"code":CODE,"message":MSG[,"data":DATA]},
+ * "id":ID}.  New reference.  DATA is stolen (may be NULL); ID borrowed. */
+json_t *wr_jsonrpc_error(json_t *id, int code, const char *msg, json_t *data);
+
+/* Serialize a response (object or array) compactly.  Returns a malloc'd
+ * NUL-terminated string the caller frees, or NULL on allocation failure. */
+char *wr_jsonrpc_encode(const json_t *response, size_t *len);
+
+#endif

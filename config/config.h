@@ -1,0 +1,97 @@
+/*
+ * warren's configuration: parsed once from an INI file (inih), validated
+ * whole, then handed around read-only.  A reload builds a second wr_config
+ * beside the first and swaps.
+ *
+ * Sections and keys (config/warren.conf documents each one):
+ *   [broker]  uri, heartbeat, connect_timeout
+ *   [pool]    workers, prefetch, max_message_size, shutdown_timeout
+ *   [plugins] dir, load
+ *   [route NAME]  queue, format, exchange, bindings, reply_exchange,
+ *                 reply_prefix            (one or more routes)
+ *   [plugin NAME] any keys; passed to plugin NAME's init()
+ */
+#ifndef WR_CONFIG_H
+#define WR_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/diag.h"
+
+typedef enum wr_format { WR_FORMAT_JSONRPC = 0 } wr_format;
+
+typedef struct wr_route {
+    char *name;  /* from "[route NAME]" */
+    int line;    /* line of the section header, for messages */
+    char *queue; /* durable queue, declared by warren; required */
+    wr_format format;
+    char *exchange;   /* NULL: no binding */
+    char **bindings;  /* binding keys, owned; nbindings may be 0 */
+    size_t nbindings;
+    char *reply_exchange; /* NULL: replies only to reply_to */
+    char *reply_prefix;   /* routing key prefix; set iff reply_exchange is */
+} wr_route;
+
+typedef struct wr_kv {
+    char *key;
+    char *value;
+    int line;
+} wr_kv;
+
+typedef struct wr_plugin_section {
+    char *name; /* from "[plugin NAME]" */
+    int line;
+    wr_kv *items;
+    size_t nitems;
+} wr_plugin_section;
+
+typedef struct wr_config {
+    char *path; /* file name as given, used in messages */
+
+    char *broker_uri;    /* default amqp://guest:guest@127.0.0.1:5672/ */
+    int heartbeat;       /* seconds, 0 disables; default 30 */
+    int connect_timeout; /* seconds; default 10 */
+
+    int workers;            /* 1..1024; default 4 */
+    int prefetch;           /* 1..65535; default 1 */
+    long max_message_size;  /* bytes; default 1 MiB */
+    int shutdown_timeout;   /* seconds before SIGKILL on stop; default 30 */
+
+    char *plugin_dir; /* default: the installed plugin dir */
+    char **plugins;   /* names from [plugins] load, owned */
+    size_t nplugins;
+
+    wr_route *routes; /* at least one */
+    size_t nroutes;
+
+    wr_plugin_section *plugin_sections;
+    size_t nplugin_sections;
+} wr_config;
+
+/*
+ * Parse and validate PATH, then apply OVERRIDES ("section.key=value"; for
+ * "[route rpc]" the section is written "route.rpc") as if they came last in
+ * the file.  On success return 0 and fill *cfg (free it with
+ * wr_config_free).  On failure return -1, add one "FILE:LINE: what is
+ * wrong" message per problem to DIAG, and leave *cfg freed.
+ */
+int wr_config_load(wr_config *cfg, const char *path, const char *const *overrides,
+                   size_t noverrides, wr_diag *diag) __attribute__((warn_unused_result));
+
+/* The same, from a string in memory; NAME stands in for the file name. */
+int wr_config_load_string(wr_config *cfg, const char *name, const char *text,
+                          const char *const *overrides, size_t noverrides, wr_diag *diag)
+    __attribute__((warn_unused_result));
+
+/* Write CFG as an INI file that wr_config_load_string() reads back into an
+ * equal config.  The supervisor hands its validated config to each worker
+ * this way, so a worker never re-reads a file that may have changed. */
+int wr_config_write(const wr_config *cfg, FILE *out);
+
+/* The [plugin NAME] section, or NULL.  Borrowed. */
+const wr_plugin_section *wr_config_plugin_section(const wr_config *cfg, const char *name);
+
+void wr_config_free(wr_config *cfg);
+
+#endif
