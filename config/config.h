@@ -61,6 +61,8 @@ typedef struct wr_config {
     char *plugin_dir; /* default: the installed plugin dir */
     char **plugins;   /* names from [plugins] load, owned */
     size_t nplugins;
+    int plugins_line; /* line of the `load` key (0: not in the file), so
+                         plugin errors can point at it */
 
     wr_route *routes; /* at least one */
     size_t nroutes;

@@ -1,1 +1,178 @@
-/* placeholder */
+/*
+ * Spawning and burying workers.
+ *
+ * A worker is our own binary re-executed as `warren --worker N` (never a
+ * bare fork() under a live libuv loop).  Its stdin carries the validated
+ * config as INI text, so the worker runs exactly what the supervisor
+ * checked even if the file changed since; fd 3 carries its status lines
+ * back (see common/ipc.h).
+ *
+ * A worker is only "gone" once its process has exited *and* its status
+ * pipe has reached EOF: the last lines it wrote (its final counters) are
+ * read before its exit is reported.
+ */
+#include "supervisor/children.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "supervisor/supervisor.h"
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    wr_child *c = h->data;
+    if (--c->handles_open == 0) {
+        c->state = WR_CHILD_EMPTY;
+        wr_supervisor_child_gone(c->sup, c);
+    }
+}
+
+static void close_once(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, on_handle_closed);
+}
+
+static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_signal)
+{
+    wr_child *c = proc->data;
+    c->exit_status = exit_status;
+    c->term_signal = term_signal;
+    close_once((uv_handle_t *)proc);
+    /* stdin is normally closed long before; make sure. */
+    close_once((uv_handle_t *)&c->input);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    wr_child *c = h->data;
+    (void)suggested;
+    buf->base = c->line + c->line_len;
+    buf->len = sizeof c->line - c->line_len;
+}
+
+/* Status lines arrive in arbitrary chunks: split on newlines, keep the
+ * tail for the next read. */
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    wr_child *c = s->data;
+    char *start, *nl;
+    (void)buf;
+
+    if (n < 0) {
+        if (n != UV_EOF)
+            wr_warn("worker %d: status pipe: %s", c->index, uv_strerror((int)n));
+        close_once((uv_handle_t *)s);
+        return;
+    }
+    c->line_len += (size_t)n;
+    start = c->line;
+    while ((nl = memchr(start, '\n', c->line_len - (size_t)(start - c->line)))) {
+        wr_ipc_msg m;
+        *nl = '\0';
+        if (wr_ipc_parse(start, &m) == 0)
+            wr_supervisor_child_status(c->sup, c, &m);
+        else
+            wr_warn("worker %d: unreadable status line: %.80s", c->index, start);
+        start = nl + 1;
+    }
+    c->line_len -= (size_t)(start - c->line);
+    memmove(c->line, start, c->line_len);
+    if (c->line_len == sizeof c->line) { /* a line too long: drop it */
+        wr_warn("worker %d: status line too long; dropped", c->index);
+        c->line_len = 0;
+    }
+}
+
+static void on_input_written(uv_write_t *req, int status)
+{
+    wr_child *c = req->data;
+    if (status < 0 && status != UV_EPIPE)
+        wr_warn("worker %d: writing its config: %s", c->index, uv_strerror(status));
+    close_once((uv_handle_t *)&c->input);
+}
+
+int wr_children_spawn(wr_child *c)
+{
+    wr_supervisor *sup = c->sup;
+    char title[256], idx[16];
+    char *args[] = {title, "--worker", idx, NULL};
+    uv_stdio_container_t stdio[4];
+    uv_process_options_t opt;
+    uv_buf_t b;
+    int r;
+
+    snprintf(title, sizeof title, "warren: worker %d (%s)", c->index, sup->title_routes);
+    snprintf(idx, sizeof idx, "%d", c->index);
+    uv_pipe_init(sup->loop, &c->input, 0);
+    uv_pipe_init(sup->loop, &c->ipc, 0);
+    c->proc.data = c->input.data = c->ipc.data = c->input_req.data = c;
+    c->line_len = 0;
+    c->handles_open = 3;
+
+    memset(stdio, 0, sizeof stdio);
+    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+    stdio[0].data.stream = (uv_stream_t *)&c->input;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = 1;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = 2;
+    stdio[3].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[3].data.stream = (uv_stream_t *)&c->ipc;
+
+    memset(&opt, 0, sizeof opt);
+    opt.file = sup->exe;
+    opt.args = args;
+    opt.exit_cb = on_process_exit;
+    opt.stdio_count = 4;
+    opt.stdio = stdio;
+
+    r = uv_spawn(sup->loop, &c->proc, &opt);
+    if (r < 0) {
+        wr_error("worker %d: cannot start %s: %s", c->index, sup->exe, uv_strerror(r));
+        /* All three handles were initialised: close them; the last close
+         * reports the child gone, which schedules a retry. */
+        c->exit_status = -1;
+        c->term_signal = 0;
+        close_once((uv_handle_t *)&c->proc);
+        close_once((uv_handle_t *)&c->input);
+        close_once((uv_handle_t *)&c->ipc);
+        return r;
+    }
+    c->pid = c->proc.pid;
+    c->state = WR_CHILD_STARTING;
+    c->started_ms = uv_now(sup->loop);
+    c->handled = c->failed = 0;
+    memset(&c->current, 0, sizeof c->current);
+    uv_read_start((uv_stream_t *)&c->ipc, on_alloc, on_read);
+    b = uv_buf_init(sup->config_text, (unsigned)sup->config_len);
+    r = uv_write(&c->input_req, (uv_stream_t *)&c->input, &b, 1, on_input_written);
+    if (r < 0) {
+        wr_error("worker %d: cannot send its config: %s", c->index, uv_strerror(r));
+        close_once((uv_handle_t *)&c->input);
+    }
+    return 0;
+}
+
+void wr_children_signal(wr_child *c, int sig)
+{
+    if (c->state != WR_CHILD_EMPTY && !uv_is_closing((uv_handle_t *)&c->proc))
+        uv_process_kill(&c->proc, sig);
+}
+
+void wr_children_init(wr_child *c, wr_supervisor *sup, int index)
+{
+    memset(c, 0, sizeof *c);
+    c->sup = sup;
+    c->index = index;
+    uv_timer_init(sup->loop, &c->restart_timer);
+    c->restart_timer.data = c;
+}
+
+void wr_children_close(wr_child *c)
+{
+    uv_close((uv_handle_t *)&c->restart_timer, NULL);
+}

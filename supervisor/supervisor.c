@@ -1,1 +1,267 @@
-/* placeholder */
+/*
+ * The supervisor's loop and state machine.
+ *
+ * Signals arrive as libuv callbacks (uv_signal_t does the async-safe part),
+ * so everything here is ordinary code:
+ *   SIGTERM, SIGINT, SIGQUIT  → STOPPING: SIGTERM to every worker (each
+ *                               finishes the request in hand), SIGKILL to
+ *                               what is left after shutdown_timeout, exit
+ *                               once the last one is gone.
+ *   SIGHUP                    → logged; reload comes with a later release.
+ * A worker that dies while RUNNING is replaced, after a delay that doubles
+ * while workers keep dying young, so a broken environment cannot make us
+ * spin.  A worker that exits with WR_EXIT_CONFIG (bad plugin) is not
+ * replaced: the pool stops and warren exits with that code.
+ */
+#include "supervisor/supervisor.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/exitcodes.h"
+#include "common/log.h"
+
+#define RESTART_MIN_MS 100
+#define RESTART_MAX_MS 10000
+#define YOUNG_DEATH_MS 2000 /* a worker dying younger than this backs off */
+
+static void on_restart_timer(uv_timer_t *t)
+{
+    wr_child *c = t->data;
+    if (c->sup->state == WR_SUP_RUNNING)
+        wr_children_spawn(c);
+}
+
+static int live_children(const wr_supervisor *sup)
+{
+    int n = 0;
+    for (int i = 0; i < sup->nchildren; i++)
+        if (sup->children[i].handles_open > 0)
+            n++;
+    return n;
+}
+
+/* Close every handle we own so uv_run() returns. */
+static void shut_loop(wr_supervisor *sup)
+{
+    uv_close((uv_handle_t *)&sup->sig_term, NULL);
+    uv_close((uv_handle_t *)&sup->sig_int, NULL);
+    uv_close((uv_handle_t *)&sup->sig_quit, NULL);
+    uv_close((uv_handle_t *)&sup->sig_hup, NULL);
+    uv_close((uv_handle_t *)&sup->kill_timer, NULL);
+    for (int i = 0; i < sup->nchildren; i++)
+        wr_children_close(&sup->children[i]);
+}
+
+static void describe_exit(const wr_child *c, char *buf, size_t len)
+{
+    if (c->term_signal)
+        snprintf(buf, len, "killed by signal %d (%s)", c->term_signal,
+                 strsignal(c->term_signal));
+    else if (c->exit_status < 0)
+        snprintf(buf, len, "could not be started");
+    else
+        snprintf(buf, len, "exited with code %lld", (long long)c->exit_status);
+}
+
+void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
+{
+    uint64_t now = uv_now(sup->loop);
+    uint64_t lived = now - c->started_ms;
+    char how[128], doing[512] = "";
+
+    describe_exit(c, how, sizeof how);
+    if (c->current.type == WR_IPC_START)
+        snprintf(doing, sizeof doing, " while running %s (route %s, id %s) for %.1fs",
+                 c->current.method, c->current.route, c->current.msgid,
+                 (double)(now - c->busy_since_ms) / 1000.0);
+    wr_log(c->term_signal || c->exit_status != 0 ? WR_LOG_WARN : WR_LOG_INFO,
+           "worker %d (pid %d) %s%s after %.1fs; handled %lu request%s (%lu failed)", c->index,
+           c->pid, how, doing, (double)lived / 1000.0, c->handled, c->handled == 1 ? "" : "s",
+           c->failed);
+    memset(&c->current, 0, sizeof c->current);
+
+    if (sup->state == WR_SUP_STOPPING) {
+        if (live_children(sup) == 0) {
+            wr_info("all workers stopped; exiting");
+            shut_loop(sup);
+        }
+        return;
+    }
+    if (!c->term_signal && c->exit_status == WR_EXIT_CONFIG) {
+        wr_error("worker %d cannot start with this configuration (see above); stopping warren",
+                 c->index);
+        wr_supervisor_stop(sup, WR_EXIT_CONFIG);
+        return;
+    }
+    if (lived < YOUNG_DEATH_MS) {
+        c->restart_delay_ms = c->restart_delay_ms ? c->restart_delay_ms * 2 : RESTART_MIN_MS;
+        if (c->restart_delay_ms > RESTART_MAX_MS)
+            c->restart_delay_ms = RESTART_MAX_MS;
+    } else {
+        c->restart_delay_ms = 0;
+    }
+    if (c->restart_delay_ms)
+        wr_info("restarting worker %d in %.1fs", c->index, c->restart_delay_ms / 1000.0);
+    uv_timer_start(&c->restart_timer, on_restart_timer, (uint64_t)c->restart_delay_ms, 0);
+}
+
+void wr_supervisor_child_status(wr_supervisor *sup, wr_child *c, const wr_ipc_msg *m)
+{
+    switch (m->type) {
+    case WR_IPC_READY:
+        c->state = WR_CHILD_IDLE;
+        if (!sup->ready_announced) {
+            int ready = 0;
+            for (int i = 0; i < sup->nchildren; i++)
+                if (sup->children[i].state == WR_CHILD_IDLE ||
+                    sup->children[i].state == WR_CHILD_BUSY)
+                    ready++;
+            if (ready == sup->nchildren) {
+                sup->ready_announced = 1;
+                wr_info("ready: %d worker%s consuming", ready, ready == 1 ? "" : "s");
+            }
+        }
+        break;
+    case WR_IPC_START:
+        c->state = WR_CHILD_BUSY;
+        c->current = *m;
+        c->busy_since_ms = uv_now(sup->loop);
+        break;
+    case WR_IPC_DONE:
+        c->state = WR_CHILD_IDLE;
+        c->handled = m->handled;
+        c->failed = m->failed;
+        memset(&c->current, 0, sizeof c->current);
+        break;
+    }
+}
+
+static void on_kill_timer(uv_timer_t *t)
+{
+    wr_supervisor *sup = t->data;
+    for (int i = 0; i < sup->nchildren; i++) {
+        wr_child *c = &sup->children[i];
+        if (c->handles_open > 0 && c->state != WR_CHILD_EMPTY) {
+            wr_warn("worker %d (pid %d) still running %ds after SIGTERM; sending SIGKILL",
+                    c->index, c->pid, sup->cfg->shutdown_timeout);
+            wr_children_signal(c, SIGKILL);
+        }
+    }
+}
+
+void wr_supervisor_stop(wr_supervisor *sup, int exit_code)
+{
+    if (sup->state == WR_SUP_STOPPING)
+        return;
+    sup->state = WR_SUP_STOPPING;
+    sup->exit_code = exit_code;
+    for (int i = 0; i < sup->nchildren; i++) {
+        uv_timer_stop(&sup->children[i].restart_timer);
+        wr_children_signal(&sup->children[i], SIGTERM);
+    }
+    if (live_children(sup) == 0) {
+        shut_loop(sup);
+        return;
+    }
+    uv_timer_start(&sup->kill_timer, on_kill_timer, (uint64_t)sup->cfg->shutdown_timeout * 1000,
+                   0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    wr_supervisor *sup = s->data;
+    if (signum == SIGHUP) {
+        wr_warn("SIGHUP: reloading is not supported yet; keeping the running configuration");
+        return;
+    }
+    if (sup->state == WR_SUP_STOPPING) {
+        wr_info("%s: already stopping", strsignal(signum));
+        return;
+    }
+    wr_info("%s: stopping %d worker%s (each finishes its request in hand)", strsignal(signum),
+            sup->nchildren, sup->nchildren == 1 ? "" : "s");
+    wr_supervisor_stop(sup, WR_EXIT_OK);
+}
+
+static void watch_signal(wr_supervisor *sup, uv_signal_t *s, int signum)
+{
+    uv_signal_init(sup->loop, s);
+    s->data = sup;
+    uv_signal_start(s, on_signal, signum);
+}
+
+/* "rpc,status": the route names, for process titles. */
+static char *route_list(const wr_config *cfg)
+{
+    size_t len = 1;
+    char *s;
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        len += strlen(cfg->routes[i].name) + 1;
+    s = calloc(1, len);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        if (i)
+            strcat(s, ",");
+        strcat(s, cfg->routes[i].name);
+    }
+    return s;
+}
+
+int wr_supervisor_run(const wr_config *cfg, const char *exe, const char *plugin_dir)
+{
+    wr_supervisor sup;
+    FILE *mem;
+    int rc;
+
+    memset(&sup, 0, sizeof sup);
+    sup.loop = uv_default_loop();
+    sup.cfg = cfg;
+    sup.exe = exe;
+    sup.plugin_dir = plugin_dir;
+    sup.nchildren = cfg->workers;
+
+    mem = open_memstream(&sup.config_text, &sup.config_len);
+    if (!mem || wr_config_write(cfg, mem) < 0 || fclose(mem) != 0) {
+        wr_error("cannot serialize the configuration for the workers");
+        return WR_EXIT_SOFTWARE;
+    }
+    sup.title_routes = route_list(cfg);
+    sup.children = calloc((size_t)sup.nchildren, sizeof *sup.children);
+    if (!sup.title_routes || !sup.children) {
+        wr_error("out of memory");
+        free(sup.config_text);
+        free(sup.title_routes);
+        free(sup.children);
+        return WR_EXIT_SOFTWARE;
+    }
+
+    /* A worker that dies before reading its config must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    watch_signal(&sup, &sup.sig_term, SIGTERM);
+    watch_signal(&sup, &sup.sig_int, SIGINT);
+    watch_signal(&sup, &sup.sig_quit, SIGQUIT);
+    watch_signal(&sup, &sup.sig_hup, SIGHUP);
+    uv_timer_init(sup.loop, &sup.kill_timer);
+    sup.kill_timer.data = &sup;
+
+    wr_info("warren %s starting %d worker%s for %zu route%s (%s); plugins from %s", WARREN_VERSION,
+            sup.nchildren, sup.nchildren == 1 ? "" : "s", cfg->nroutes,
+            cfg->nroutes == 1 ? "" : "s", sup.title_routes, plugin_dir);
+    for (int i = 0; i < sup.nchildren; i++)
+        wr_children_init(&sup.children[i], &sup, i);
+    for (int i = 0; i < sup.nchildren && sup.state == WR_SUP_RUNNING; i++)
+        wr_children_spawn(&sup.children[i]);
+
+    uv_run(sup.loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(sup.loop);
+    if (rc != 0)
+        wr_warn("event loop closed with handles open: %s", uv_strerror(rc));
+    free(sup.children);
+    free(sup.title_routes);
+    free(sup.config_text);
+    return sup.exit_code;
+}

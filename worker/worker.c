@@ -1,1 +1,541 @@
-/* placeholder */
+/*
+ * A worker: one AMQP connection, one channel, one consumer per route, one
+ * request at a time.
+ *
+ * The per-message path reads top to bottom in serve():
+ *   receive (amqp_consume_message) → start_job (decode, report "start",
+ *   hand to the runner thread) → finish_job (publish reply, ack, report
+ *   "done").
+ *
+ * Why a runner thread: rabbitmq-c sends heartbeats only from inside its
+ * own calls, and a handler may run for minutes.  While the runner works,
+ * this thread keeps polling the socket, so heartbeats flow and the broker
+ * never sees a dead connection.  Deliveries that arrive meanwhile (with
+ * prefetch > 1) wait in a small local queue; they are only ever run one at
+ * a time.
+ *
+ * Broker loss: the job in hand is finished but its reply is dropped (the
+ * delivery tag died with the channel; the broker redelivers the message),
+ * then we reconnect with exponential backoff and jitter, re-declare the
+ * topology, and carry on.  Nothing is acked that was not answered.
+ */
+#include "worker/worker.h"
+
+#include <amqp.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/amqp_conn.h"
+#include "common/exitcodes.h"
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/plugin_loader.h"
+#include "worker/dispatch.h"
+#include "worker/runner.h"
+
+#define CHANNEL 1
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 10000
+
+/* What ended a serve() round. */
+enum { SERVE_STOP = 0, SERVE_RECONNECT = 1 };
+
+/* A delivery waiting for the runner, in arrival order. */
+typedef struct pending {
+    amqp_envelope_t env;
+    struct pending *next;
+} pending;
+
+typedef struct worker {
+    int index;
+    const wr_config *cfg;
+    wr_plugins *plugins;
+    wr_runner *runner;
+    amqp_connection_state_t conn;
+    char **consumer_tags; /* one per route, owned */
+
+    pending *head, *tail; /* deliveries not yet started */
+
+    /* The job in hand (busy) and the delivery it came from. */
+    int busy;
+    wr_job job;
+    amqp_envelope_t env;
+    const wr_route *route;
+
+    unsigned long handled, failed;
+    int ipc_ok;
+} worker;
+
+/* Signal handling: the handler only sets a flag and writes a byte to a
+ * self-pipe, which serve() polls beside the socket. */
+static volatile sig_atomic_t stop_requested;
+static int sigpipe_fds[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    char byte = (char)sig;
+    stop_requested = 1;
+    if (write(sigpipe_fds[1], &byte, 1) < 0) {
+        /* the pipe is full: a wakeup is already pending */
+    }
+    errno = saved;
+}
+
+static int install_signals(void)
+{
+    struct sigaction sa;
+
+    if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -1;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    return 0;
+}
+
+static void report(worker *w, const wr_ipc_msg *m)
+{
+    /* A dead supervisor is noticed by poll() on the pipe; here a failed
+     * write only stops further reports. */
+    if (w->ipc_ok && wr_ipc_send(WR_IPC_FD, m) < 0)
+        w->ipc_ok = 0;
+}
+
+static char *bytes_or_null(amqp_bytes_t b, int flag_set)
+{
+    return flag_set && b.len ? wr_amqp_strdup(b) : NULL;
+}
+
+/* Declare each route's queue (durable) and bindings, set the prefetch and
+ * start one consumer per route.  0, or -1 with the reason logged. */
+static int setup_topology(worker *w)
+{
+    char err[512];
+    const wr_config *cfg = w->cfg;
+
+    amqp_basic_qos(w->conn, CHANNEL, 0, (uint16_t)cfg->prefetch, 0);
+    if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "basic.qos", err, sizeof err))
+        goto fail;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const wr_route *r = &cfg->routes[i];
+        amqp_basic_consume_ok_t *ok;
+
+        amqp_queue_declare(w->conn, CHANNEL, amqp_cstring_bytes(r->queue), 0, 1, 0, 0,
+                           amqp_empty_table);
+        if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "queue.declare", err, sizeof err))
+            goto fail_route;
+        for (size_t b = 0; b < r->nbindings; b++) {
+            amqp_queue_bind(w->conn, CHANNEL, amqp_cstring_bytes(r->queue),
+                            amqp_cstring_bytes(r->exchange), amqp_cstring_bytes(r->bindings[b]),
+                            amqp_empty_table);
+            if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "queue.bind", err, sizeof err))
+                goto fail_route;
+        }
+        ok = amqp_basic_consume(w->conn, CHANNEL, amqp_cstring_bytes(r->queue), amqp_empty_bytes,
+                                0, 0 /* manual acks */, 0, amqp_empty_table);
+        if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "basic.consume", err, sizeof err))
+            goto fail_route;
+        free(w->consumer_tags[i]);
+        w->consumer_tags[i] = wr_amqp_strdup(ok->consumer_tag);
+        continue;
+    fail_route:
+        wr_error("route %s: queue %s: %s", r->name, r->queue, err);
+        return -1;
+    }
+    return 0;
+fail:
+    wr_error("%s", err);
+    return -1;
+}
+
+static const wr_route *route_of(const worker *w, amqp_bytes_t consumer_tag)
+{
+    for (size_t i = 0; i < w->cfg->nroutes; i++) {
+        const char *t = w->consumer_tags[i];
+        if (t && strlen(t) == consumer_tag.len && memcmp(t, consumer_tag.bytes, consumer_tag.len) == 0)
+            return &w->cfg->routes[i];
+    }
+    return NULL;
+}
+
+/* Decode the next delivery, tell the supervisor, hand it to the runner. */
+static void start_job(worker *w, amqp_envelope_t *env)
+{
+    wr_ipc_msg m = {.type = WR_IPC_START};
+    amqp_basic_properties_t *p = &env->message.properties;
+
+    w->env = *env;
+    w->route = route_of(w, env->consumer_tag);
+    if (!w->route) /* cannot happen: we only consume with our own tags */
+        w->route = &w->cfg->routes[0];
+    wr_dispatch_prepare(&w->job, env->message.body.bytes, env->message.body.len,
+                        w->cfg->max_message_size, w->route->name);
+    w->busy = 1;
+
+    snprintf(m.route, sizeof m.route, "%s", w->route->name);
+    m.tag = env->delivery_tag;
+    snprintf(m.method, sizeof m.method, "%s", wr_dispatch_method(&w->job));
+    if ((p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) && p->correlation_id.len)
+        snprintf(m.msgid, sizeof m.msgid, "%.*s", (int)p->correlation_id.len,
+                 (char *)p->correlation_id.bytes);
+    else if ((p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) && p->message_id.len)
+        snprintf(m.msgid, sizeof m.msgid, "%.*s", (int)p->message_id.len,
+                 (char *)p->message_id.bytes);
+    report(w, &m);
+    wr_runner_submit(w->runner, &w->job);
+}
+
+/*
+ * Publish the finished job's reply where the request asked, then ack.
+ * Returns 0, or -1 when the connection failed (the message stays unacked
+ * and the broker will redeliver it).
+ */
+static int finish_job(worker *w)
+{
+    amqp_basic_properties_t *req = &w->env.message.properties;
+    amqp_basic_properties_t props;
+    char *reply_to = bytes_or_null(req->reply_to, req->_flags & AMQP_BASIC_REPLY_TO_FLAG);
+    char *key = NULL;
+    const char *exchange = "";
+    wr_ipc_msg m = {.type = WR_IPC_DONE};
+    int rc = 0, st;
+
+    if (w->job.reply) {
+        if (reply_to) {
+            key = reply_to;
+            reply_to = NULL;
+        } else if (w->route->reply_exchange && w->job.reply_id) {
+            exchange = w->route->reply_exchange;
+            if (asprintf(&key, "%s.%s", w->route->reply_prefix, w->job.reply_id) < 0)
+                key = NULL;
+        }
+    }
+    if (key) {
+        memset(&props, 0, sizeof props);
+        props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+        props.content_type = amqp_cstring_bytes("application/json");
+        /* A reply is persistent when its request was. */
+        props.delivery_mode =
+            (req->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && req->delivery_mode == 2 ? 2 : 1;
+        if (req->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
+            props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+            props.correlation_id = req->correlation_id;
+        }
+        st = amqp_basic_publish(w->conn, CHANNEL, amqp_cstring_bytes(exchange),
+                                amqp_cstring_bytes(key), 0, 0, &props,
+                                (amqp_bytes_t){.len = w->job.reply_len, .bytes = w->job.reply});
+        if (st != AMQP_STATUS_OK) {
+            wr_error("route %s: publishing a reply to %s failed: %s", w->route->name, key,
+                     amqp_error_string2(st));
+            rc = -1;
+            goto out;
+        }
+    } else if (w->job.reply) {
+        wr_warn("route %s: a request expects a reply but names no reply_to%s; reply dropped",
+                w->route->name, w->route->reply_exchange ? " and no usable id" : "");
+    }
+    st = amqp_basic_ack(w->conn, CHANNEL, w->env.delivery_tag, 0);
+    if (st != AMQP_STATUS_OK) {
+        wr_error("route %s: ack failed: %s", w->route->name, amqp_error_string2(st));
+        rc = -1;
+        goto out;
+    }
+    w->handled++;
+    if (w->job.nerrors)
+        w->failed++;
+    m.handled = w->handled;
+    m.failed = w->failed;
+    report(w, &m);
+out:
+    free(key);
+    free(reply_to);
+    return rc;
+}
+
+/* Release the job in hand and its delivery. */
+static void drop_job(worker *w)
+{
+    wr_dispatch_free(&w->job);
+    amqp_destroy_envelope(&w->env);
+    w->busy = 0;
+}
+
+static void drop_pending(worker *w)
+{
+    while (w->head) {
+        pending *p = w->head;
+        w->head = p->next;
+        amqp_destroy_envelope(&p->env);
+        free(p);
+    }
+    w->tail = NULL;
+}
+
+/* A frame that is not a delivery arrived (rabbitmq-c said
+ * AMQP_STATUS_UNEXPECTED_STATE).  Read it.  Returns 0 to carry on, -1 when
+ * the channel or connection is gone. */
+static int handle_other_frame(worker *w)
+{
+    amqp_frame_t frame;
+    struct timeval zero = {0, 0};
+    int st = amqp_simple_wait_frame_noblock(w->conn, &frame, &zero);
+
+    if (st == AMQP_STATUS_TIMEOUT)
+        return 0;
+    if (st != AMQP_STATUS_OK) {
+        wr_error("connection lost: %s", amqp_error_string2(st));
+        return -1;
+    }
+    if (frame.frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    switch (frame.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        amqp_channel_close_t *m = frame.payload.method.decoded;
+        wr_error("broker closed the channel: %u %.*s", m->reply_code, (int)m->reply_text.len,
+                 (char *)m->reply_text.bytes);
+        return -1;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_connection_close_t *m = frame.payload.method.decoded;
+        wr_error("broker closed the connection: %u %.*s", m->reply_code, (int)m->reply_text.len,
+                 (char *)m->reply_text.bytes);
+        return -1;
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+        wr_error("broker cancelled a consumer (queue deleted?)");
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+/* Read whatever the socket has without blocking; queue deliveries.
+ * Returns 0, or -1 when the connection is gone. */
+static int receive(worker *w)
+{
+    struct timeval zero = {0, 0};
+    amqp_envelope_t env;
+    amqp_rpc_reply_t r;
+
+    amqp_maybe_release_buffers(w->conn);
+    r = amqp_consume_message(w->conn, &env, &zero, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+        pending *p = malloc(sizeof *p);
+        if (!p) {
+            /* Unacked; the broker redelivers it after we reconnect. */
+            amqp_destroy_envelope(&env);
+            wr_error("out of memory queueing a delivery");
+            return -1;
+        }
+        p->env = env;
+        p->next = NULL;
+        if (w->tail)
+            w->tail->next = p;
+        else
+            w->head = p;
+        w->tail = p;
+        return 0;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+        if (r.library_error == AMQP_STATUS_TIMEOUT)
+            return 0;
+        if (r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
+            return handle_other_frame(w);
+        wr_error("connection lost: %s", amqp_error_string2(r.library_error));
+        return -1;
+    }
+    wr_error("connection lost: unexpected reply from amqp_consume_message");
+    return -1;
+}
+
+/*
+ * The event loop of one connection.  Returns SERVE_STOP once a stop was
+ * requested and the job in hand is answered, SERVE_RECONNECT when the
+ * connection failed.
+ */
+static int serve(worker *w)
+{
+    int amqp_fd = amqp_get_sockfd(w->conn);
+    int hb = w->cfg->heartbeat;
+    /* Wake at least twice per heartbeat interval so rabbitmq-c can send
+     * ours and notice missing ones; once a second without heartbeats so
+     * stop requests and a dead supervisor are seen promptly anyway. */
+    int tick_ms = hb > 0 ? (hb * 1000) / 2 : 1000;
+
+    for (;;) {
+        if (!w->busy) {
+            if (stop_requested)
+                return SERVE_STOP;
+            if (w->head) {
+                pending *p = w->head;
+                w->head = p->next;
+                if (!w->head)
+                    w->tail = NULL;
+                start_job(w, &p->env);
+                free(p);
+                continue;
+            }
+        }
+        if (!amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn)) {
+            struct pollfd fds[4] = {
+                {.fd = amqp_fd, .events = POLLIN},
+                {.fd = wr_runner_fd(w->runner), .events = POLLIN},
+                {.fd = sigpipe_fds[0], .events = POLLIN},
+                {.fd = WR_IPC_FD, .events = 0}, /* POLLHUP: supervisor gone */
+            };
+            int n = poll(fds, w->ipc_ok ? 4 : 3, tick_ms);
+            if (n < 0 && errno != EINTR) {
+                wr_error("poll: %s", strerror(errno));
+                return SERVE_RECONNECT;
+            }
+            if (n > 0 && (fds[2].revents & POLLIN)) {
+                char buf[16];
+                while (read(sigpipe_fds[0], buf, sizeof buf) > 0)
+                    ;
+            }
+            if (n > 0 && w->ipc_ok && (fds[3].revents & (POLLHUP | POLLERR))) {
+                wr_warn("supervisor is gone; stopping");
+                w->ipc_ok = 0;
+                stop_requested = 1;
+            }
+            if (n > 0 && (fds[1].revents & POLLIN) && w->busy &&
+                wr_runner_collect(w->runner, 0)) {
+                int rc = finish_job(w);
+                drop_job(w);
+                if (rc < 0)
+                    return SERVE_RECONNECT;
+                continue;
+            }
+            if (n > 0 && !(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            /* Readable, or the tick expired: let rabbitmq-c read and send
+             * a heartbeat if one is due. */
+        }
+        if (receive(w) < 0)
+            return SERVE_RECONNECT;
+    }
+}
+
+/* Sleep MS milliseconds unless a stop is requested.  Returns 1 when
+ * stopping. */
+static int backoff_sleep(int ms)
+{
+    struct pollfd p = {.fd = sigpipe_fds[0], .events = POLLIN};
+    if (stop_requested)
+        return 1;
+    poll(&p, 1, ms);
+    return stop_requested;
+}
+
+static int next_backoff(int ms)
+{
+    /* Exponential with full jitter in the upper half, so restarted
+     * workers do not reconnect in lockstep. */
+    int next = ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
+    return next / 2 + rand() % (next / 2 + 1);
+}
+
+int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
+{
+    worker w = {.index = index, .cfg = cfg, .ipc_ok = 1};
+    wr_diag diag = {0};
+    char name[64], err[512];
+    int backoff = BACKOFF_MIN_MS, code = WR_EXIT_OK;
+    wr_ipc_msg ready = {.type = WR_IPC_READY};
+
+    srand((unsigned)getpid() ^ (unsigned)time(NULL));
+    if (install_signals() < 0) {
+        wr_error("cannot set up signals: %s", strerror(errno));
+        return WR_EXIT_SOFTWARE;
+    }
+    if (fcntl(WR_IPC_FD, F_GETFD) < 0)
+        w.ipc_ok = 0; /* run by hand, without a supervisor */
+    else
+        fcntl(WR_IPC_FD, F_SETFD, FD_CLOEXEC);
+
+    if (wr_plugins_load(&w.plugins, plugin_dir, cfg->plugins, cfg->nplugins, cfg, &diag) < 0) {
+        for (size_t i = 0; i < diag.n; i++)
+            wr_error("%s", diag.msgs[i]);
+        wr_diag_free(&diag);
+        return WR_EXIT_CONFIG;
+    }
+    if (wr_runner_start(&w.runner, w.plugins) < 0) {
+        wr_error("cannot start the handler thread: %s", strerror(errno));
+        wr_plugins_unload(w.plugins);
+        return WR_EXIT_SOFTWARE;
+    }
+    w.consumer_tags = calloc(cfg->nroutes, sizeof *w.consumer_tags);
+    snprintf(name, sizeof name, "warren worker %d (pid %d)", index, (int)getpid());
+
+    while (!stop_requested) {
+        w.conn = wr_amqp_connect(cfg->broker_uri, cfg->heartbeat, cfg->connect_timeout, name, err,
+                                 sizeof err);
+        if (!w.conn) {
+            wr_warn("broker: %s; retrying in %d ms", err, backoff);
+            if (backoff_sleep(backoff))
+                break;
+            backoff = next_backoff(backoff);
+            continue;
+        }
+        if (setup_topology(&w) < 0) {
+            wr_amqp_close(w.conn);
+            w.conn = NULL;
+            if (backoff_sleep(backoff))
+                break;
+            backoff = next_backoff(backoff);
+            continue;
+        }
+        backoff = BACKOFF_MIN_MS;
+        wr_info("consuming from %zu route%s, prefetch %d", cfg->nroutes,
+                cfg->nroutes == 1 ? "" : "s", cfg->prefetch);
+        report(&w, &ready);
+
+        int why = serve(&w);
+        if (w.busy) {
+            /* The connection died under a running handler.  Let it finish
+             * (a thread cannot be cancelled safely), drop its reply: the
+             * broker redelivers the unacked message. */
+            wr_runner_collect(w.runner, 1);
+            wr_warn("route %s: connection lost while running %s; the broker will redeliver it",
+                    w.route->name, wr_dispatch_method(&w.job));
+            drop_job(&w);
+        }
+        drop_pending(&w);
+        if (why == SERVE_STOP) {
+            wr_amqp_close(w.conn);
+            w.conn = NULL;
+            break;
+        }
+        /* The socket is dead or the channel closed: don't wait for a
+         * polite close handshake. */
+        amqp_destroy_connection(w.conn);
+        w.conn = NULL;
+        if (backoff_sleep(backoff))
+            break;
+        backoff = next_backoff(backoff);
+    }
+    wr_info("stopping after %lu request%s", w.handled, w.handled == 1 ? "" : "s");
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        free(w.consumer_tags[i]);
+    free(w.consumer_tags);
+    wr_runner_stop(w.runner);
+    wr_plugins_unload(w.plugins);
+    close(sigpipe_fds[0]);
+    close(sigpipe_fds[1]);
+    return code;
+}

@@ -1,0 +1,67 @@
+/*
+ * A small blocking AMQP RPC client: one connection, one channel, one reply
+ * queue.  warren-call is built on it, and so are the integration tests, so
+ * both speak to warren exactly as a tutorial-style client does: publish a
+ * request with reply_to + correlation_id, read replies from the reply
+ * queue.
+ */
+#ifndef WR_RPC_CLIENT_H
+#define WR_RPC_CLIENT_H
+
+#include <stddef.h>
+
+typedef struct wr_client wr_client; /* opaque */
+
+enum wr_client_reply_mode {
+    WR_CLIENT_REPLY_QUEUE = 0, /* an exclusive, server-named queue */
+    WR_CLIENT_DIRECT_REPLY_TO, /* amq.rabbitmq.reply-to */
+    WR_CLIENT_NO_REPLY         /* no reply queue at all (notifications) */
+};
+
+/*
+ * Connect to URI (amqp://user:pass@host:port/vhost), open a channel and set
+ * up the reply queue as MODE says.  Returns 0 and *out (free with
+ * wr_client_close), or -1 with a one-line reason in ERR.
+ */
+int wr_client_connect(wr_client **out, const char *uri, int mode, char *err, size_t errlen);
+
+/* The reply queue's name (for reply_to), or NULL in NO_REPLY mode.
+ * Borrowed. */
+const char *wr_client_reply_queue(const wr_client *c);
+
+/* Also bind the reply queue to EXCHANGE under KEY (for routes that reply
+ * to an exchange with a routing-key prefix).  0 or -1 with ERR. */
+int wr_client_bind_reply(wr_client *c, const char *exchange, const char *key, char *err,
+                         size_t errlen);
+
+/*
+ * Publish BODY to EXCHANGE ("" = default) with ROUTING_KEY.  When
+ * CORRELATION_ID is non-NULL it is set, and reply_to is set to the reply
+ * queue (unless the mode is NO_REPLY).  PERSISTENT sets delivery_mode 2.
+ * Content type application/json.  0 or -1 with ERR.
+ */
+int wr_client_publish(wr_client *c, const char *exchange, const char *routing_key,
+                      const char *body, size_t len, const char *correlation_id, int persistent,
+                      char *err, size_t errlen);
+
+/* One received reply.  Everything owned by the struct; free with
+ * wr_client_reply_free. */
+typedef struct wr_client_reply {
+    char *body;
+    size_t len;
+    char *correlation_id; /* NULL when absent */
+    char *routing_key;
+    int persistent; /* delivery_mode was 2 */
+} wr_client_reply;
+
+/*
+ * Wait up to TIMEOUT_MS for the next reply.  Returns 1 with *reply filled,
+ * 0 on timeout, -1 on error with ERR.
+ */
+int wr_client_recv(wr_client *c, int timeout_ms, wr_client_reply *reply, char *err,
+                   size_t errlen);
+void wr_client_reply_free(wr_client_reply *reply);
+
+void wr_client_close(wr_client *c);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * The worker processes: spawn (re-exec of our own binary in worker mode
+ * with uv_spawn), read their status pipes, bury them with one log line,
+ * and replace them.
+ */
+#ifndef WR_CHILDREN_H
+#define WR_CHILDREN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/ipc.h"
+
+struct wr_supervisor;
+
+typedef enum wr_child_state {
+    WR_CHILD_EMPTY = 0, /* no process (not started, or waiting to restart) */
+    WR_CHILD_STARTING,  /* spawned, not ready yet */
+    WR_CHILD_IDLE,      /* ready, no request in hand */
+    WR_CHILD_BUSY       /* running a request */
+} wr_child_state;
+
+typedef struct wr_child {
+    struct wr_supervisor *sup;
+    int index;
+    wr_child_state state;
+    int pid;
+    uint64_t started_ms; /* uv_now() at spawn */
+
+    uv_process_t proc;
+    uv_pipe_t ipc;   /* worker's fd 3: status lines */
+    uv_pipe_t input; /* worker's stdin: the config text */
+    uv_write_t input_req;
+    int handles_open; /* proc, ipc, input: closed ones still pending */
+    char line[1024];  /* partial status line */
+    size_t line_len;
+
+    /* What the worker is doing, from its status lines. */
+    wr_ipc_msg current; /* valid while BUSY */
+    uint64_t busy_since_ms;
+    unsigned long handled, failed;
+
+    /* How it ended, kept until its status pipe is drained. */
+    int64_t exit_status;
+    int term_signal;
+
+    /* Restart pacing. */
+    uv_timer_t restart_timer;
+    int restart_delay_ms;
+} wr_child;
+
+/* Spawn worker C->index.  0, or a negative libuv error (logged). */
+int wr_children_spawn(wr_child *c);
+
+/* Send SIG to the worker if it is running. */
+void wr_children_signal(wr_child *c, int sig);
+
+/* Initialise the per-child timer (once, at supervisor start). */
+void wr_children_init(wr_child *c, struct wr_supervisor *sup, int index);
+
+/* Close the per-child timer (at supervisor exit). */
+void wr_children_close(wr_child *c);
+
+#endif
