@@ -13,7 +13,10 @@
 
 /* One call of a request (a single request has one; a batch has many). */
 typedef struct wr_rpc_call {
-    /* Borrowed from the request.  NULL: a notification (no reply). */
+    /* Borrowed from the request.  NULL: a notification (no reply).  An
+     * invalid request is always answered: when its id could not be read
+     * (absent, wrong type, entry not an object) id is json_null(), so the
+     * rule is simply "reply iff id != NULL". */
     json_t *id;
     const char *method; /* borrowed; NULL when error is set */
     json_t *params;     /* borrowed; NULL when absent */
@@ -23,8 +26,8 @@ typedef struct wr_rpc_call {
 } wr_rpc_call;
 
 typedef struct wr_rpc_request {
-    json_t *root; /* owned parsed body, or NULL after a parse error */
-    int batch;    /* 1 when the body was an array */
+    json_t *root;       /* owned parsed body, or NULL after a parse error */
+    int batch;          /* 1 when the body was an array */
     wr_rpc_call *calls; /* owned array */
     size_t ncalls;
     /* New reference: the one response for a body that could not be read
@@ -51,7 +54,10 @@ void wr_jsonrpc_request_free(wr_rpc_request *req);
 json_t *wr_jsonrpc_result(json_t *id, json_t *result);
 
 /* {"jsonrpc":"2.0","error":{"code":CODE,"message":MSG[,"data":DATA]},
- * "id":ID}.  New reference.  DATA is stolen (may be NULL); ID borrowed. */
+ * "id":ID}.  New reference.  DATA is stolen (may be NULL); ID borrowed.
+ * MSG NULL means the standard text for CODE ("Invalid params"); a MSG
+ * that is not valid UTF-8 is sent with its non-ASCII bytes as '?'.
+ * Both builders return NULL only on allocation failure. */
 json_t *wr_jsonrpc_error(json_t *id, int code, const char *msg, json_t *data);
 
 /* Serialize a response (object or array) compactly.  Returns a malloc'd

@@ -30,9 +30,13 @@ typedef struct wr_method_ref {
  * ours (both versions named), a descriptor smaller than ours needs, a
  * plugin without methods, a method without a name or handler, a method
  * name already taken by another plugin, an init() failure.
+ * Every listed plugin is checked (and each problem reported) before any
+ * init() runs; init() runs only when all passed.  The [plugin N] values
+ * are copied, so CFG need not outlive the call.
  * On success return 0 and set *out (free with wr_plugins_unload).  On
- * failure return -1 with messages in DIAG; everything loaded so far has
- * been finalized and dlclose()d.
+ * failure return -1, set *out to NULL, with messages in DIAG, each
+ * starting "plugin N: "; everything loaded so far has been finalized and
+ * dlclose()d.
  */
 int wr_plugins_load(wr_plugins **out, const char *dir, char *const *names, size_t nnames,
                     const wr_config *cfg, wr_diag *diag) __attribute__((warn_unused_result));
@@ -40,7 +44,8 @@ int wr_plugins_load(wr_plugins **out, const char *dir, char *const *names, size_
 /* The method named NAME, or NULL.  Borrowed; valid until unload. */
 const wr_method_ref *wr_plugins_find(const wr_plugins *p, const char *name);
 
-/* Number of methods, and the i-th one (for listings). */
+/* Number of methods, and the i-th one in name order (for listings), or
+ * NULL past the end.  Borrowed; valid until unload. */
 size_t wr_plugins_method_count(const wr_plugins *p);
 const wr_method_ref *wr_plugins_method_at(const wr_plugins *p, size_t i);
 

@@ -1,1 +1,102 @@
-/* placeholder */
+/*
+ * The test plugin: methods that misbehave on purpose, so the worker's and
+ * supervisor's handling of slow, failing and crashing handlers can be
+ * exercised against a real pool.  Not meant to be loaded in production.
+ *   test.sleep  [seconds] or {"seconds": n}, 0..3600, fractions allowed:
+ *               sleeps that long, returns the number as given
+ *   test.fail   always fails: code 1001, data = the params it got
+ *   test.crash  kills the worker with SIGSEGV
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+#include <warren/plugin.h>
+
+#define MAX_SLEEP 3600.0
+
+/* The seconds argument of test.sleep, borrowed from PARAMS, or NULL when
+ * PARAMS has neither shape. */
+static json_t *seconds_param(json_t *params)
+{
+    if (json_is_array(params) && json_array_size(params) == 1)
+        return json_array_get(params, 0);
+    if (json_is_object(params) && json_object_size(params) == 1)
+        return json_object_get(params, "seconds");
+    return NULL;
+}
+
+static int test_sleep(const warren_call *call, json_t *params, json_t **result, warren_error *err)
+{
+    json_t *arg = seconds_param(params);
+    struct timespec left;
+    double secs;
+
+    (void)call;
+    if (!json_is_number(arg))
+        return warren_error_set(err, WARREN_ERR_INVALID_PARAMS,
+                                "test.sleep: expected [seconds] or {\"seconds\": n}, a number");
+    secs = json_number_value(arg);
+    if (!(secs >= 0 && secs <= MAX_SLEEP))
+        return warren_error_set(err, WARREN_ERR_INVALID_PARAMS,
+                                "test.sleep: seconds must be from 0 to %.0f", MAX_SLEEP);
+
+    left.tv_sec = (time_t)secs;
+    left.tv_nsec = (long)((secs - (double)left.tv_sec) * 1e9);
+    /* A signal (the worker's own timers, a debugger) must not cut the
+     * sleep short: a test that asks for 5 s relies on getting 5 s.
+     * nanosleep() leaves what remains in LEFT, so just go again. */
+    while (nanosleep(&left, &left) != 0)
+        if (errno != EINTR)
+            return warren_error_set(err, WARREN_ERR_INTERNAL, "test.sleep: nanosleep failed");
+
+    *result = json_incref(arg);
+    return 0;
+}
+
+static int test_fail(const warren_call *call, json_t *params, json_t **result, warren_error *err)
+{
+    (void)call;
+    (void)result;
+    warren_error_set(err, 1001, "test.fail: failure requested");
+    /* data is a new reference that warren takes over. */
+    err->data = params ? json_incref(params) : json_null();
+    return -1;
+}
+
+/*
+ * Die the way a buggy handler dies.  raise(SIGSEGV) rather than a write
+ * through a NULL pointer: the write is undefined behaviour, which the
+ * compiler may turn into anything (or sanitizers into an exit(1)), while
+ * raise() is a well-defined SIGSEGV that runs whatever handler the worker
+ * has installed, as a real fault would.  SIGSEGV is unblocked first (a
+ * blocked raise() would just return), and if some handler returns
+ * anyway, the default action is restored and the signal raised again;
+ * abort() is the last resort so this never returns.
+ */
+static int test_crash(const warren_call *call, json_t *params, json_t **result, warren_error *err)
+{
+    sigset_t segv;
+
+    (void)call;
+    (void)params;
+    (void)result;
+    (void)err;
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    pthread_sigmask(SIG_UNBLOCK, &segv, NULL);
+    raise(SIGSEGV);
+    signal(SIGSEGV, SIG_DFL);
+    raise(SIGSEGV);
+    abort();
+}
+
+static const warren_method test_methods[] = {
+    {.name = "test.sleep", .handler = test_sleep, .summary = "sleep [seconds] (0..3600)"},
+    {.name = "test.fail", .handler = test_fail, .summary = "fail with code 1001"},
+    {.name = "test.crash", .handler = test_crash, .summary = "crash the worker with SIGSEGV"},
+    {0},
+};
+
+WARREN_PLUGIN_DEFINE(.name = "test", .version = "1.0", .methods = test_methods);

@@ -124,30 +124,35 @@ typedef struct warren_method {
  *       filled: the worker refuses to start and says why.
  * fini: optional.  Called once at worker exit with the state init stored.
  * methods: array ended by an entry whose name is NULL.
+ *
+ * Written `struct warren_plugin`, with no typedef: the exported object is
+ * itself named warren_plugin, and in C a typedef and a variable of the
+ * same name cannot coexist in one scope (a struct tag can, as with
+ * `struct stat` and stat()).
  */
-typedef struct warren_plugin {
+struct warren_plugin {
     uint32_t magic;
     uint16_t abi_major;
     uint16_t abi_minor;
-    uint32_t size; /* sizeof(warren_plugin) */
+    uint32_t size; /* sizeof(struct warren_plugin) */
     const char *name;
     const char *version;
     int (*init)(const warren_host *host, void **state, warren_error *err);
     void (*fini)(const warren_host *host, void *state);
     const warren_method *methods;
     void *reserved[8];
-} warren_plugin;
+};
 
 #define WARREN_PLUGIN_EXPORT __attribute__((visibility("default")))
 
 /* Usage: WARREN_PLUGIN_DEFINE(.name = "echo", .version = "1.0",
  *                             .methods = echo_methods); */
-#define WARREN_PLUGIN_DEFINE(...)                                                          \
-    WARREN_PLUGIN_EXPORT const warren_plugin warren_plugin = {                             \
-        .magic = WARREN_PLUGIN_MAGIC,                                                      \
-        .abi_major = WARREN_PLUGIN_ABI_MAJOR,                                              \
-        .abi_minor = WARREN_PLUGIN_ABI_MINOR,                                              \
-        .size = sizeof(warren_plugin),                                                     \
+#define WARREN_PLUGIN_DEFINE(...)                                                                  \
+    WARREN_PLUGIN_EXPORT const struct warren_plugin warren_plugin = {                              \
+        .magic = WARREN_PLUGIN_MAGIC,                                                              \
+        .abi_major = WARREN_PLUGIN_ABI_MAJOR,                                                      \
+        .abi_minor = WARREN_PLUGIN_ABI_MINOR,                                                      \
+        .size = sizeof(struct warren_plugin),                                                      \
         __VA_ARGS__}
 
 #ifdef __cplusplus
