@@ -1,1 +1,597 @@
-/* placeholder */
+/*
+ * The blocking AMQP RPC client behind warren-call and the integration
+ * tests, on rabbitmq-c 0.11.
+ *
+ * One connection, channel 1, and (unless NO_REPLY) one no-ack consumer on
+ * the reply queue.  Publishing is a plain basic.publish with no round trip
+ * (no confirms), so a caller can fire a thousand requests and then collect
+ * the replies; the broker pushes them to us as they come and rabbitmq-c
+ * buffers what we have not read yet.
+ *
+ * Errors: every amqp_rpc_reply_t is checked and turned into one line
+ * ("queue.declare: broker closed the channel: NOT_FOUND - ...").  When the
+ * broker closes the channel or the connection we answer with close-ok,
+ * remember the reason, and from then on every call fails with it.
+ */
+#include "client/rpc_client.h"
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHANNEL 1
+#define FRAME_MAX 131072
+#define CONNECT_TIMEOUT_S 5 /* TCP connect, then the AMQP handshake */
+#define RPC_TIMEOUT_S 30    /* any synchronous method (declare, consume...) */
+#define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
+
+struct wr_client {
+    amqp_connection_state_t conn;
+    int mode;
+    int mandatory;
+    char *reply_queue; /* owned; NULL in NO_REPLY mode */
+    /* Set once the channel or connection is gone: the reason, which every
+     * later call reports.  BROKEN means the socket is unusable (no
+     * connection.close on the way out). */
+    char dead[320];
+    int broken;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* The connection or channel is gone: remember why (first reason wins). */
+static void mark_dead(wr_client *c, int broken, const char *why)
+{
+    if (c->dead[0] == '\0')
+        snprintf(c->dead, sizeof c->dead, "%s", why);
+    if (broken)
+        c->broken = 1;
+}
+
+static int check_alive(const wr_client *c, char *err, size_t errlen)
+{
+    if (c->dead[0] == '\0')
+        return 0;
+    seterr(err, errlen, "%s", c->dead);
+    return -1;
+}
+
+/*
+ * The broker closed the channel or the connection (method M, decoded D):
+ * acknowledge it as the protocol wants, mark the client dead and describe
+ * it in WHY ("broker closed the channel: NOT_FOUND - no queue 'x'").
+ */
+static void handle_close(wr_client *c, amqp_method_number_t m, void *d, char *why, size_t whylen)
+{
+    if (m == AMQP_CONNECTION_CLOSE_METHOD) {
+        const amqp_connection_close_t *cc = d;
+        amqp_connection_close_ok_t ok = {0};
+
+        snprintf(why, whylen, "broker closed the connection: %.*s", (int)cc->reply_text.len,
+                 (const char *)cc->reply_text.bytes);
+        amqp_send_method(c->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        mark_dead(c, 1, why);
+    } else {
+        const amqp_channel_close_t *cc = d;
+        amqp_channel_close_ok_t ok = {0};
+
+        snprintf(why, whylen, "broker closed the channel: %.*s", (int)cc->reply_text.len,
+                 (const char *)cc->reply_text.bytes);
+        amqp_send_method(c->conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        mark_dead(c, 0, why);
+    }
+}
+
+/*
+ * Turn a failed amqp_rpc_reply_t into one line "WHAT: reason" in ERR, and
+ * update the client's state to match.  Returns -1 (so callers can
+ * `return rpc_fail(...)`); 0 if R is in fact a normal reply.
+ */
+static int rpc_fail(wr_client *c, amqp_rpc_reply_t r, const char *what, char *err, size_t errlen)
+{
+    char why[200];
+
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        return 0;
+    case AMQP_RESPONSE_NONE:
+        snprintf(why, sizeof why, "no reply from the broker");
+        mark_dead(c, 1, why);
+        break;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(why, sizeof why, "%s", amqp_error_string2(r.library_error));
+        mark_dead(c, 1, why);
+        break;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD || r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
+            handle_close(c, r.reply.id, r.reply.decoded, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "unexpected method 0x%08x from the broker",
+                     (unsigned)r.reply.id);
+        break;
+    default:
+        snprintf(why, sizeof why, "unknown reply type %d", (int)r.reply_type);
+        break;
+    }
+    seterr(err, errlen, "%s: %s", what, why);
+    return -1;
+}
+
+static char *dup_bytes(amqp_bytes_t b)
+{
+    char *s = malloc(b.len + 1);
+
+    if (s == NULL)
+        return NULL;
+    if (b.len > 0)
+        memcpy(s, b.bytes, b.len);
+    s[b.len] = '\0';
+    return s;
+}
+
+/*
+ * rabbitmq-c leaves the vhost of "amqp://host:port/" empty (the AMQP URI
+ * spec's reading), and RabbitMQ has no vhost "".  Everyone who writes that
+ * URI means the default vhost "/", so that is what an empty one becomes;
+ * "amqp://host/%2f" still spells "/" explicitly.
+ */
+static const char *vhost_of(const struct amqp_connection_info *ci)
+{
+    return (ci->vhost == NULL || ci->vhost[0] == '\0') ? "/" : ci->vhost;
+}
+
+/*
+ * Log in.  heartbeat 0: a short-lived client that blocks in our own calls.
+ * consumer_cancel_notify: without it the broker silently drops our
+ * consumer when the reply queue is deleted, and we would wait for the
+ * timeout instead of reporting it.  connection_name: for the operator
+ * reading `rabbitmqctl list_connections`.
+ */
+static amqp_rpc_reply_t login(amqp_connection_state_t conn, const struct amqp_connection_info *ci)
+{
+    amqp_table_entry_t caps_e[1], props_e[2];
+    amqp_table_t caps = {1, caps_e}, props = {2, props_e};
+
+    caps_e[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+    caps_e[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    caps_e[0].value.value.boolean = 1;
+    props_e[0].key = amqp_cstring_bytes("capabilities");
+    props_e[0].value.kind = AMQP_FIELD_KIND_TABLE;
+    props_e[0].value.value.table = caps;
+    props_e[1].key = amqp_cstring_bytes("connection_name");
+    props_e[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    props_e[1].value.value.bytes = amqp_cstring_bytes("warren rpc client");
+    return amqp_login_with_properties(conn, vhost_of(ci), 0, FRAME_MAX, 0, &props,
+                                      AMQP_SASL_METHOD_PLAIN, ci->user, ci->password);
+}
+
+/* Open the TCP connection, log in and open the channel.  0 or -1 + ERR. */
+static int open_connection(wr_client *c, const char *uri, char *err, size_t errlen)
+{
+    struct amqp_connection_info ci;
+    struct timeval tv = {.tv_sec = CONNECT_TIMEOUT_S};
+    struct timeval rpc_tv = {.tv_sec = RPC_TIMEOUT_S};
+    amqp_socket_t *sock;
+    amqp_rpc_reply_t r;
+    char *copy;
+    int rc = -1, st;
+
+    /* amqp_parse_url writes into its argument and points CI into it. */
+    copy = strdup(uri);
+    if (copy == NULL) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    amqp_default_connection_info(&ci);
+    if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
+        /* Not echoed: it may hold a password. */
+        seterr(err, errlen, "invalid AMQP URI (expected amqp://USER:PASSWORD@HOST:PORT/VHOST)");
+        goto out;
+    }
+    if (ci.ssl) {
+        seterr(err, errlen, "amqps:// URIs are not supported (no TLS in this client)");
+        goto out;
+    }
+
+    c->conn = amqp_new_connection();
+    if (c->conn == NULL) {
+        seterr(err, errlen, "out of memory");
+        goto out;
+    }
+    sock = amqp_tcp_socket_new(c->conn);
+    if (sock == NULL) {
+        seterr(err, errlen, "cannot create a socket");
+        goto out;
+    }
+    errno = 0;
+    st = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
+    if (st != AMQP_STATUS_OK) {
+        /*
+         * rabbitmq-c says only "a socket error occurred".  errno names the
+         * cause when connect() failed at once; when it failed later (the
+         * usual refused connection) rabbitmq-c drops SO_ERROR and errno is
+         * left at EINPROGRESS, which would mislead.
+         */
+        if (st == AMQP_STATUS_SOCKET_ERROR && errno != 0 && errno != EINPROGRESS)
+            seterr(err, errlen, "cannot connect to %s:%d: %s", ci.host, ci.port, strerror(errno));
+        else if (st == AMQP_STATUS_SOCKET_ERROR)
+            seterr(err, errlen, "cannot connect to %s:%d: connection refused or host unreachable",
+                   ci.host, ci.port);
+        else
+            seterr(err, errlen, "cannot connect to %s:%d: %s", ci.host, ci.port,
+                   amqp_error_string2(st));
+        c->broken = 1;
+        goto out;
+    }
+    amqp_set_handshake_timeout(c->conn, &tv);
+    amqp_set_rpc_timeout(c->conn, &rpc_tv);
+
+    r = login(c->conn, &ci);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        char what[128];
+
+        snprintf(what, sizeof what, "login to %s:%d", ci.host, ci.port);
+        rpc_fail(c, r, what, err, errlen);
+        /* A refused login ends with the socket closed under us. */
+        c->broken = 1;
+        goto out;
+    }
+    amqp_channel_open(c->conn, CHANNEL);
+    r = amqp_get_rpc_reply(c->conn);
+    if (rpc_fail(c, r, "channel.open", err, errlen) < 0)
+        goto out;
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
+/* Set up the reply queue and its consumer as C->mode says. */
+static int setup_reply_queue(wr_client *c, char *err, size_t errlen)
+{
+    amqp_rpc_reply_t r;
+
+    if (c->mode == WR_CLIENT_NO_REPLY)
+        return 0;
+    if (c->mode == WR_CLIENT_REPLY_QUEUE) {
+        /* Server-named, exclusive, auto-delete: private to this
+         * connection and gone with it. */
+        amqp_queue_declare_ok_t *ok =
+            amqp_queue_declare(c->conn, CHANNEL, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
+        r = amqp_get_rpc_reply(c->conn);
+        if (rpc_fail(c, r, "queue.declare (reply queue)", err, errlen) < 0)
+            return -1;
+        c->reply_queue = dup_bytes(ok->queue);
+    } else {
+        c->reply_queue = strdup(DIRECT_REPLY_TO);
+    }
+    if (c->reply_queue == NULL) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    /*
+     * no_ack = 1, unlike warren's workers: replies are worth nothing once
+     * this connection is gone, and direct reply-to requires it.  For direct
+     * reply-to, this consume must precede any publish that names
+     * amq.rabbitmq.reply-to, on this same channel.
+     */
+    amqp_basic_consume(c->conn, CHANNEL, amqp_cstring_bytes(c->reply_queue), amqp_empty_bytes, 0, 1,
+                       0, amqp_empty_table);
+    r = amqp_get_rpc_reply(c->conn);
+    if (rpc_fail(c, r, "basic.consume (reply queue)", err, errlen) < 0)
+        return -1;
+    amqp_maybe_release_buffers(c->conn);
+    return 0;
+}
+
+int wr_client_connect(wr_client **out, const char *uri, int mode, char *err, size_t errlen)
+{
+    wr_client *c;
+
+    *out = NULL;
+    if (mode != WR_CLIENT_REPLY_QUEUE && mode != WR_CLIENT_DIRECT_REPLY_TO &&
+        mode != WR_CLIENT_NO_REPLY) {
+        seterr(err, errlen, "invalid reply mode %d", mode);
+        return -1;
+    }
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    c->mode = mode;
+    if (open_connection(c, uri, err, errlen) < 0 || setup_reply_queue(c, err, errlen) < 0) {
+        wr_client_close(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+const char *wr_client_reply_queue(const wr_client *c)
+{
+    return c->reply_queue;
+}
+
+int wr_client_bind_reply(wr_client *c, const char *exchange, const char *key, char *err,
+                         size_t errlen)
+{
+    amqp_rpc_reply_t r;
+
+    if (check_alive(c, err, errlen) < 0)
+        return -1;
+    if (c->mode != WR_CLIENT_REPLY_QUEUE) {
+        seterr(err, errlen,
+               "queue.bind: only a reply queue of its own can be bound "
+               "(not direct reply-to, not in no-reply mode)");
+        return -1;
+    }
+    amqp_queue_bind(c->conn, CHANNEL, amqp_cstring_bytes(c->reply_queue),
+                    amqp_cstring_bytes(exchange), amqp_cstring_bytes(key), amqp_empty_table);
+    r = amqp_get_rpc_reply(c->conn);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        char what[300];
+
+        snprintf(what, sizeof what, "queue.bind to exchange '%.100s' key '%.100s'", exchange, key);
+        return rpc_fail(c, r, what, err, errlen);
+    }
+    amqp_maybe_release_buffers(c->conn);
+    return 0;
+}
+
+void wr_client_set_mandatory(wr_client *c, int on)
+{
+    c->mandatory = on != 0;
+}
+
+int wr_client_publish(wr_client *c, const char *exchange, const char *routing_key, const char *body,
+                      size_t len, const char *correlation_id, int persistent, char *err,
+                      size_t errlen)
+{
+    amqp_basic_properties_t props;
+    amqp_bytes_t b;
+    int st;
+
+    if (check_alive(c, err, errlen) < 0)
+        return -1;
+    memset(&props, 0, sizeof props);
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.content_type = amqp_cstring_bytes("application/json");
+    props.delivery_mode = persistent ? 2 : 1;
+    if (correlation_id != NULL) {
+        props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+        props.correlation_id = amqp_cstring_bytes(correlation_id);
+        if (c->reply_queue != NULL) {
+            props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
+            props.reply_to = amqp_cstring_bytes(c->reply_queue);
+        }
+    }
+    b.bytes = (void *)body;
+    b.len = len;
+    /* No round trip: a failure the broker sees (unknown exchange) comes
+     * back later as a channel.close, reported by recv or flush. */
+    st = amqp_basic_publish(c->conn, CHANNEL, amqp_cstring_bytes(exchange),
+                            amqp_cstring_bytes(routing_key), c->mandatory, 0, &props, b);
+    if (st != AMQP_STATUS_OK) {
+        char why[200];
+
+        snprintf(why, sizeof why, "basic.publish: %s", amqp_error_string2(st));
+        mark_dead(c, 1, why);
+        seterr(err, errlen, "%s", why);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The next frame is not a delivery (amqp_consume_message said
+ * AMQP_STATUS_UNEXPECTED_STATE and put it back): read it and deal with it.
+ * Returns 0 when it was harmless and the caller should go on waiting, -1
+ * with ERR when it ends the wait (close, consumer cancelled, returned
+ * message).
+ */
+static int handle_other_frame(wr_client *c, char *err, size_t errlen)
+{
+    amqp_frame_t frame;
+    char why[300];
+    int st;
+
+    st = amqp_simple_wait_frame(c->conn, &frame);
+    if (st != AMQP_STATUS_OK) {
+        snprintf(why, sizeof why, "reading from the broker: %s", amqp_error_string2(st));
+        mark_dead(c, 1, why);
+        seterr(err, errlen, "%s", why);
+        return -1;
+    }
+    if (frame.frame_type != AMQP_FRAME_METHOD)
+        return 0; /* stray content of something we do not wait for */
+
+    switch (frame.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+        handle_close(c, frame.payload.method.id, frame.payload.method.decoded, why, sizeof why);
+        seterr(err, errlen, "%s", why);
+        return -1;
+    case AMQP_BASIC_CANCEL_METHOD:
+        /* The broker cancels our consumer when the reply queue goes away. */
+        mark_dead(c, 0, "broker cancelled the reply consumer (reply queue deleted?)");
+        seterr(err, errlen, "%s", c->dead);
+        return -1;
+    case AMQP_BASIC_RETURN_METHOD: {
+        /* A mandatory publish nobody took.  Its content follows; read it
+         * to keep the stream in step.  The client stays usable. */
+        const amqp_basic_return_t *ret = frame.payload.method.decoded;
+        amqp_message_t msg;
+        amqp_rpc_reply_t r;
+
+        snprintf(why, sizeof why,
+                 "broker returned the message: %u %.*s (exchange '%.*s', routing key '%.*s')",
+                 (unsigned)ret->reply_code, (int)ret->reply_text.len,
+                 (const char *)ret->reply_text.bytes, (int)ret->exchange.len,
+                 (const char *)ret->exchange.bytes, (int)ret->routing_key.len,
+                 (const char *)ret->routing_key.bytes);
+        r = amqp_read_message(c->conn, frame.channel, &msg, 0);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL)
+            return rpc_fail(c, r, "reading a returned message", err, errlen);
+        amqp_destroy_message(&msg);
+        seterr(err, errlen, "%s", why);
+        return -1;
+    }
+    default:
+        return 0; /* e.g. basic.ack: nothing we asked for */
+    }
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Copy what a caller keeps out of ENV into *REPLY.  0, or -1 (no memory). */
+static int copy_reply(const amqp_envelope_t *env, wr_client_reply *reply)
+{
+    const amqp_basic_properties_t *p = &env->message.properties;
+
+    reply->body = dup_bytes(env->message.body);
+    reply->len = env->message.body.len;
+    reply->routing_key = dup_bytes(env->routing_key);
+    if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+        reply->correlation_id = dup_bytes(p->correlation_id);
+    reply->persistent = (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p->delivery_mode == 2;
+    if (reply->body == NULL || reply->routing_key == NULL ||
+        ((p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) && reply->correlation_id == NULL)) {
+        wr_client_reply_free(reply);
+        return -1;
+    }
+    return 0;
+}
+
+int wr_client_recv(wr_client *c, int timeout_ms, wr_client_reply *reply, char *err, size_t errlen)
+{
+    int64_t deadline = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
+
+    memset(reply, 0, sizeof *reply);
+    if (check_alive(c, err, errlen) < 0)
+        return -1;
+    if (c->mode == WR_CLIENT_NO_REPLY) {
+        seterr(err, errlen, "no reply queue (client opened in no-reply mode)");
+        return -1;
+    }
+    for (;;) {
+        amqp_envelope_t env;
+        amqp_rpc_reply_t r;
+        struct timeval tv, *tvp = NULL;
+
+        /* Frees the previous message's memory once nothing is queued. */
+        amqp_maybe_release_buffers(c->conn);
+        if (timeout_ms >= 0) {
+            int64_t left = deadline - now_ms();
+
+            if (left < 0)
+                left = 0;
+            tv.tv_sec = left / 1000;
+            tv.tv_usec = (left % 1000) * 1000;
+            tvp = &tv;
+        }
+        r = amqp_consume_message(c->conn, &env, tvp, 0);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+            int rc = copy_reply(&env, reply);
+
+            amqp_destroy_envelope(&env);
+            if (rc < 0) {
+                seterr(err, errlen, "out of memory copying a reply");
+                return -1;
+            }
+            return 1;
+        }
+        /* On failure amqp_consume_message has freed the envelope itself. */
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT)
+            return 0;
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            if (handle_other_frame(c, err, errlen) < 0)
+                return -1;
+            continue;
+        }
+        return rpc_fail(c, r, "waiting for a reply", err, errlen);
+    }
+}
+
+int wr_client_flush(wr_client *c, char *err, size_t errlen)
+{
+    amqp_rpc_reply_t r;
+
+    if (check_alive(c, err, errlen) < 0)
+        return -1;
+    /*
+     * Any synchronous method will do: the broker answers it only after it
+     * has handled what came before on the channel, or closes the channel
+     * if one of those failed.  basic.qos with no limits changes nothing
+     * (our only consumer is no-ack).
+     */
+    amqp_basic_qos(c->conn, CHANNEL, 0, 0, 0);
+    r = amqp_get_rpc_reply(c->conn);
+    if (rpc_fail(c, r, "publish", err, errlen) < 0)
+        return -1;
+    /*
+     * Without a consumer, whatever the round trip queued up can only be
+     * returned messages (or their content): drain and report them.  With a
+     * consumer, replies may be queued too; wr_client_recv reports returns
+     * in order among them.
+     */
+    if (c->mode == WR_CLIENT_NO_REPLY) {
+        while (amqp_frames_enqueued(c->conn)) {
+            if (handle_other_frame(c, err, errlen) < 0)
+                return -1;
+        }
+    }
+    amqp_maybe_release_buffers(c->conn);
+    return 0;
+}
+
+void wr_client_reply_free(wr_client_reply *reply)
+{
+    if (reply == NULL)
+        return;
+    free(reply->body);
+    free(reply->correlation_id);
+    free(reply->routing_key);
+    memset(reply, 0, sizeof *reply);
+}
+
+void wr_client_close(wr_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->conn != NULL) {
+        /* connection.close closes the channel too: one round trip, bounded
+         * by the RPC timeout.  Its outcome changes nothing for us. */
+        if (!c->broken)
+            amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
+        amqp_destroy_connection(c->conn);
+    }
+    free(c->reply_queue);
+    free(c);
+}

@@ -35,17 +35,38 @@ int wr_client_bind_reply(wr_client *c, const char *exchange, const char *key, ch
                          size_t errlen);
 
 /*
+ * Publish with the mandatory flag from now on (ON != 0) or not (the
+ * default).  A mandatory message that no queue takes comes back from the
+ * broker; wr_client_recv (or wr_client_flush) then fails with
+ * "broker returned the message: 312 NO_ROUTE ...", instead of the caller
+ * waiting in vain for a reply.  (Addition to the original interface.)
+ */
+void wr_client_set_mandatory(wr_client *c, int on);
+
+/*
  * Publish BODY to EXCHANGE ("" = default) with ROUTING_KEY.  When
  * CORRELATION_ID is non-NULL it is set, and reply_to is set to the reply
  * queue (unless the mode is NO_REPLY).  PERSISTENT sets delivery_mode 2.
  * Content type application/json.  0 or -1 with ERR.
  */
-int wr_client_publish(wr_client *c, const char *exchange, const char *routing_key,
-                      const char *body, size_t len, const char *correlation_id, int persistent,
-                      char *err, size_t errlen);
+int wr_client_publish(wr_client *c, const char *exchange, const char *routing_key, const char *body,
+                      size_t len, const char *correlation_id, int persistent, char *err,
+                      size_t errlen);
+
+/*
+ * One round trip to the broker: returns once it has processed everything
+ * published before on this channel.  Reports -1 with ERR when an earlier
+ * publish failed there (unknown exchange: the broker closes the channel)
+ * and, in NO_REPLY mode, when a mandatory publish came back unroutable.
+ * Publishing is asynchronous in AMQP; a fire-and-forget sender calls this
+ * once, after its last publish, to know the messages were accepted.
+ * 0 or -1 with ERR.  (Addition to the original interface.)
+ */
+int wr_client_flush(wr_client *c, char *err, size_t errlen);
 
 /* One received reply.  Everything owned by the struct; free with
- * wr_client_reply_free. */
+ * wr_client_reply_free.  BODY is also NUL-terminated (not counted in
+ * LEN), for the convenience of callers that print or parse it. */
 typedef struct wr_client_reply {
     char *body;
     size_t len;
@@ -55,13 +76,18 @@ typedef struct wr_client_reply {
 } wr_client_reply;
 
 /*
- * Wait up to TIMEOUT_MS for the next reply.  Returns 1 with *reply filled,
- * 0 on timeout, -1 on error with ERR.
+ * Wait up to TIMEOUT_MS (< 0: without limit) for the next reply.  Returns
+ * 1 with *reply filled, 0 on timeout, -1 on error with ERR: a mandatory
+ * message came back (the client stays usable), or the broker closed the
+ * channel or connection, cancelled the reply consumer, or the connection
+ * broke (then the client is only good for wr_client_close).
  */
-int wr_client_recv(wr_client *c, int timeout_ms, wr_client_reply *reply, char *err,
-                   size_t errlen);
+int wr_client_recv(wr_client *c, int timeout_ms, wr_client_reply *reply, char *err, size_t errlen);
+/* Frees what *REPLY holds (not REPLY itself); safe on a zeroed struct. */
 void wr_client_reply_free(wr_client_reply *reply);
 
+/* Closes the connection (the broker then drops the reply queue) and frees
+ * C.  NULL is fine. */
 void wr_client_close(wr_client *c);
 
 #endif

@@ -1,1 +1,883 @@
-/* placeholder */
+/*
+ * warren.conf: read once, checked whole, then handed around read-only.
+ *
+ * A load goes in five steps, and every problem found on the way is added
+ * to the wr_diag instead of stopping at the first, so one --check shows
+ * them all:
+ *
+ *   1. inih splits the text into KEY = VALUE pairs.  It reads through
+ *      next_line(), our own reader, because this inih build does not pass
+ *      line numbers to the handler (INI_HANDLER_LINENO is 0) and inih
+ *      calls the reader once per line, so the reader always knows the
+ *      line of the pair being handled.  The reader also deals with section
+ *      headers and comments itself and hands inih only key lines, without
+ *      indentation or inline comment.  That buys what inih's defaults do
+ *      not give: an empty section or a bare "[route]" is seen at its own
+ *      line; every bad line is reported, not only the first; a line too
+ *      long for inih's 200-byte buffer is refused instead of cut; section
+ *      names are not truncated at 49 characters; and an indented line is
+ *      an ordinary line, not a continuation of the previous value.
+ *   2. Each pair is looked up in keys[], the one table of fixed keys, and
+ *      parsed by type into the wr_config (or into a wr_route for a
+ *      "[route NAME]" key).  Where each key was given is remembered in a
+ *      "given" slot, 0 meaning unset: it catches a key given twice and
+ *      lets the second pass point at the line.  [plugin NAME] sections
+ *      take any key.
+ *   3. The -o overrides go through the same code and replace file values.
+ *   4. Keys still unset take their default from keys[], written as text
+ *      and parsed like input, so the table reads like warren.conf.
+ *   5. validate() checks fields against each other.
+ *
+ * A location ("loc") is a file line when > 0, override number -loc - 1
+ * when < 0, and "no line" when 0.  wr_route.line and wr_kv.line are 0 for
+ * what came from an override.
+ */
+#include "config/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* inih's line buffer holds INI_MAX_LINE bytes with the newline and NUL.
+ * wr_config_write() must produce lines that fit, so values are held to
+ * the same limit wherever they come from. */
+#define MAX_LINE (INI_MAX_LINE - 2)
+
+/* Characters allowed besides ASCII letters and digits. */
+#define ROUTE_NAME_CHARS "_.-"
+#define PLUGIN_NAME_CHARS "_-"
+#define PLUGIN_KEY_CHARS "_.-"
+
+enum type { T_STRING, T_INT, T_SIZE, T_LIST, T_FORMAT };
+
+struct key {
+    const char *section; /* "broker", "pool", "plugins"; "route" for each [route NAME] */
+    const char *name;
+    enum type type;
+    size_t offset;          /* into wr_config, or into wr_route for "route" */
+    size_t count_offset;    /* T_LIST: where the number of words goes */
+    long min, max;          /* T_INT, T_SIZE */
+    const char *def;        /* default as written in the file; NULL: none */
+    const char *word_chars; /* T_LIST: what a word may hold besides [A-Za-z0-9]; NULL: any */
+};
+
+#define C(field) offsetof(wr_config, field)
+#define R(field) offsetof(wr_route, field)
+#define KiB 1024L
+#define MiB (1024L * KiB)
+#define GiB (1024L * MiB)
+
+/* The fixed keys.  Keep each section's keys together: wr_config_write()
+ * writes them in this order, one header per run. */
+static const struct key keys[] = {
+    /* section, key, type, offset, count, min, max, default, word chars */
+    {"broker", "uri", T_STRING, C(broker_uri), 0, 0, 0, "amqp://guest:guest@127.0.0.1:5672/", NULL},
+    {"broker", "heartbeat", T_INT, C(heartbeat), 0, 0, 3600, "30", NULL},
+    {"broker", "connect_timeout", T_INT, C(connect_timeout), 0, 1, 600, "10", NULL},
+    {"pool", "workers", T_INT, C(workers), 0, 1, 1024, "4", NULL},
+    {"pool", "prefetch", T_INT, C(prefetch), 0, 1, 65535, "1", NULL},
+    {"pool", "max_message_size", T_SIZE, C(max_message_size), 0, KiB, 128 * MiB, "1M", NULL},
+    {"pool", "shutdown_timeout", T_INT, C(shutdown_timeout), 0, 1, 3600, "30", NULL},
+    {"plugins", "dir", T_STRING, C(plugin_dir), 0, 0, 0, NULL, NULL},
+    {"plugins", "load", T_LIST, C(plugins), C(nplugins), 0, 0, NULL, PLUGIN_NAME_CHARS},
+    {"route", "queue", T_STRING, R(queue), 0, 0, 0, NULL, NULL},
+    {"route", "format", T_FORMAT, R(format), 0, 0, 0, "jsonrpc", NULL},
+    {"route", "exchange", T_STRING, R(exchange), 0, 0, 0, NULL, NULL},
+    {"route", "bindings", T_LIST, R(bindings), R(nbindings), 0, 0, NULL, NULL},
+    {"route", "reply_exchange", T_STRING, R(reply_exchange), 0, 0, 0, NULL, NULL},
+    {"route", "reply_prefix", T_STRING, R(reply_prefix), 0, 0, 0, NULL, NULL},
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* Message formats a route may speak: adding one is one line here (and its
+ * value in wr_format). */
+static const struct {
+    const char *name;
+    wr_format value;
+} formats[] = {
+    {"jsonrpc", WR_FORMAT_JSONRPC},
+};
+#define NFORMATS (sizeof formats / sizeof formats[0])
+
+static const char *const fixed_sections[] = {"broker", "pool", "plugins"};
+#define NFIXED (sizeof fixed_sections / sizeof fixed_sections[0])
+
+struct route_given {
+    int header;       /* loc of "[route NAME]" */
+    int given[NKEYS]; /* loc of each route key; 0: unset */
+};
+
+/* The state of one load.  routes[] runs parallel to cfg->routes. */
+struct load {
+    wr_config *cfg;
+    wr_diag *diag;
+    const char *const *overrides;
+
+    char *pos, *end; /* the reader's place in the (writable) text */
+    int lineno;      /* line last handed to inih */
+
+    /* Where keys go now.  IN_SKIP: a section already reported as bad. */
+    enum { IN_NONE, IN_SKIP, IN_FIXED, IN_ROUTE, IN_PLUGIN } in;
+    size_t in_index; /* into fixed_sections, cfg->routes or cfg->plugin_sections */
+
+    int given[NKEYS];           /* fixed keys outside routes */
+    int fixed_header[NFIXED];   /* loc of each fixed section header */
+    struct route_given *routes; /* parallel to cfg->routes */
+    bool saw_route_header;      /* even a bad one: no "no route" on top */
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n);
+    if (!p)
+        abort(); /* as wr_diag_add: no recovering from OOM at config time */
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    return strcpy(xrealloc(NULL, strlen(s) + 1), s);
+}
+
+static void problem(struct load *l, int loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void problem(struct load *l, int loc, const char *fmt, ...)
+{
+    char *msg;
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    if (loc > 0)
+        wr_diag_add(l->diag, "%s:%d: %s", l->cfg->path, loc, msg);
+    else if (loc < 0)
+        wr_diag_add(l->diag, "-o %s: %s", l->overrides[-loc - 1], msg);
+    else
+        wr_diag_add(l->diag, "%s: %s", l->cfg->path, msg);
+    free(msg);
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+/* Strip leading and trailing white space in place. */
+static char *trim(char *s)
+{
+    char *e;
+
+    while (is_space(*s))
+        s++;
+    e = s + strlen(s);
+    while (e > s && is_space(e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+/* Non-empty and only ASCII letters, digits and EXTRA.  (isalnum() would
+ * follow the locale.) */
+static bool is_word(const char *s, const char *extra)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr(extra, *s)))
+            return false;
+    return true;
+}
+
+/* Where inih would start an inline comment: a ';' at the start or after
+ * white space.  A value holding one cannot be written back. */
+static char *inline_comment(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (*p == ';' && (p == s || is_space(p[-1])))
+            return p;
+    return NULL;
+}
+
+static int find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].section, section) && !strcmp(keys[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+static bool is_route_key(const struct key *k)
+{
+    return !strcmp(k->section, "route");
+}
+
+static void free_words(char **words, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(words[i]);
+    free(words);
+}
+
+static void free_field(const struct key *k, char *base)
+{
+    if (k->type == T_STRING) {
+        char **s = (char **)(base + k->offset);
+
+        free(*s);
+        *s = NULL;
+    } else if (k->type == T_LIST) {
+        char ***words = (char ***)(base + k->offset);
+        size_t *n = (size_t *)(base + k->count_offset);
+
+        free_words(*words, *n);
+        *words = NULL;
+        *n = 0;
+    }
+}
+
+/* Whole-string strtol; false on junk or overflow. */
+static bool parse_long(const char *s, long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtol(s, &end, 10);
+    return *s && !*end && errno == 0;
+}
+
+/* "1048576", "1024k", "1M", "1G" (suffixes in either case). */
+static bool parse_size(const char *s, long *out)
+{
+    char *end;
+    long n, unit = 1;
+
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (!*s || end == s || errno)
+        return false;
+    if (*end == 'k' || *end == 'K')
+        unit = KiB;
+    else if (*end == 'm' || *end == 'M')
+        unit = MiB;
+    else if (*end == 'g' || *end == 'G')
+        unit = GiB;
+    if (unit > 1)
+        end++;
+    if (*end || n > LONG_MAX / unit || n < LONG_MIN / unit)
+        return false;
+    *out = n * unit;
+    return true;
+}
+
+/* A size as a person writes it: "128M" rather than "134217728". */
+static const char *size_text(long n, char *buf, size_t len)
+{
+    if (n && n % GiB == 0)
+        snprintf(buf, len, "%ldG", n / GiB);
+    else if (n && n % MiB == 0)
+        snprintf(buf, len, "%ldM", n / MiB);
+    else if (n && n % KiB == 0)
+        snprintf(buf, len, "%ldK", n / KiB);
+    else
+        snprintf(buf, len, "%ld", n);
+    return buf;
+}
+
+/* Words separated by spaces and/or commas; each must be a word_chars word
+ * (if the key says so) and appear once.  Replaces the list on success. */
+static void set_list(struct load *l, const struct key *k, char *base, const char *value, int loc)
+{
+    char *copy = xstrdup(value), *save = NULL, **words = NULL;
+    size_t n = 0;
+    bool ok = true;
+
+    for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+        bool twice = false;
+
+        for (size_t i = 0; i < n; i++)
+            twice |= !strcmp(words[i], w);
+        if (k->word_chars && !is_word(w, k->word_chars)) {
+            problem(l, loc, "%s: \"%s\" must match [A-Za-z0-9%s]+", k->name, w, k->word_chars);
+            ok = false;
+        } else if (twice) {
+            problem(l, loc, "%s: \"%s\" listed twice", k->name, w);
+            ok = false;
+        } else {
+            words = xrealloc(words, (n + 1) * sizeof *words);
+            words[n++] = xstrdup(w);
+        }
+    }
+    free(copy);
+    if (!ok) {
+        free_words(words, n);
+        return;
+    }
+    free_field(k, base);
+    *(char ***)(base + k->offset) = words;
+    *(size_t *)(base + k->count_offset) = n;
+}
+
+static void set_format(struct load *l, const struct key *k, char *base, const char *value, int loc)
+{
+    char accepted[256] = "";
+
+    for (size_t i = 0; i < NFORMATS; i++) {
+        if (!strcmp(formats[i].name, value)) {
+            *(wr_format *)(base + k->offset) = formats[i].value;
+            return;
+        }
+        snprintf(accepted + strlen(accepted), sizeof accepted - strlen(accepted), "%s%s",
+                 i ? ", " : "", formats[i].name);
+    }
+    problem(l, loc, "%s: unknown format \"%s\" (accepted: %s)", k->name, value, accepted);
+}
+
+/* Parse VALUE for key K into the struct at BASE, replacing what was there;
+ * on a bad value report it and leave the field alone. */
+static void set_value(struct load *l, const struct key *k, char *base, const char *value, int loc)
+{
+    char lo[32], hi[32];
+    long n;
+
+    switch (k->type) {
+    case T_STRING:
+        if (!*value) {
+            problem(l, loc, "%s: expected a non-empty value", k->name);
+            return;
+        }
+        free_field(k, base);
+        *(char **)(base + k->offset) = xstrdup(value);
+        return;
+    case T_INT:
+        if (!parse_long(value, &n) || n < k->min || n > k->max) {
+            problem(l, loc, "%s: expected a number from %ld to %ld, got \"%s\"", k->name, k->min,
+                    k->max, value);
+            return;
+        }
+        *(int *)(base + k->offset) = (int)n;
+        return;
+    case T_SIZE:
+        if (!parse_size(value, &n) || n < k->min || n > k->max) {
+            problem(l, loc,
+                    "%s: expected a size from %s to %s (bytes, or with a K, M or G suffix), "
+                    "got \"%s\"",
+                    k->name, size_text(k->min, lo, sizeof lo), size_text(k->max, hi, sizeof hi),
+                    value);
+            return;
+        }
+        *(long *)(base + k->offset) = n;
+        return;
+    case T_LIST:
+        set_list(l, k, base, value, loc);
+        return;
+    case T_FORMAT:
+        set_format(l, k, base, value, loc);
+        return;
+    }
+}
+
+static void set_plugin_key(struct load *l, const char *name, const char *value, int loc,
+                           bool replace)
+{
+    wr_plugin_section *p = &l->cfg->plugin_sections[l->in_index];
+    wr_kv *kv;
+
+    if (!is_word(name, PLUGIN_KEY_CHARS)) {
+        problem(l, loc, "%s: a key in [plugin %s] must match [A-Za-z0-9%s]+", name, p->name,
+                PLUGIN_KEY_CHARS);
+        return;
+    }
+    for (size_t i = 0; i < p->nitems; i++) {
+        kv = &p->items[i];
+        if (strcmp(kv->key, name))
+            continue;
+        if (!replace) {
+            problem(l, loc, "%s: given twice in [plugin %s] (first at line %d)", name, p->name,
+                    kv->line);
+        } else {
+            free(kv->value);
+            kv->value = xstrdup(value);
+            kv->line = loc > 0 ? loc : 0;
+        }
+        return;
+    }
+    p->items = xrealloc(p->items, (p->nitems + 1) * sizeof *p->items);
+    kv = &p->items[p->nitems++];
+    kv->key = xstrdup(name);
+    kv->value = xstrdup(value);
+    kv->line = loc > 0 ? loc : 0;
+}
+
+/* NAME = VALUE in the current section, at LOC.  REPLACE (overrides): a
+ * value already given is replaced instead of reported. */
+static void set_key(struct load *l, const char *name, const char *value, int loc, bool replace)
+{
+    const char *section;
+    char *base;
+    int *given, i;
+
+    if (l->in == IN_NONE) {
+        problem(l, loc, "%s: key outside any section", name);
+        return;
+    }
+    if (l->in == IN_SKIP)
+        return;
+    if (strlen(name) + strlen(value) + 3 > MAX_LINE) {
+        problem(l, loc, "%s: line too long (\"%s = VALUE\" must fit in %d characters)", name, name,
+                MAX_LINE);
+        return;
+    }
+    if (l->in == IN_PLUGIN) {
+        set_plugin_key(l, name, value, loc, replace);
+        return;
+    }
+
+    section = l->in == IN_ROUTE ? "route" : fixed_sections[l->in_index];
+    i = find_key(section, name);
+    if (i < 0) {
+        if (l->in == IN_ROUTE)
+            problem(l, loc, "%s: unknown key in [route %s]", name,
+                    l->cfg->routes[l->in_index].name);
+        else
+            problem(l, loc, "%s: unknown key in [%s]", name, section);
+        return;
+    }
+    if (l->in == IN_ROUTE) {
+        base = (char *)&l->cfg->routes[l->in_index];
+        given = &l->routes[l->in_index].given[i];
+    } else {
+        base = (char *)l->cfg;
+        given = &l->given[i];
+    }
+    if (*given && !replace) {
+        problem(l, loc, "%s: given twice (first at line %d)", name, *given);
+        return;
+    }
+    *given = loc; /* even if the value is bad: it was given, so no "required" on top */
+    set_value(l, &keys[i], base, value, loc);
+}
+
+/* "[route NAME]" or "[plugin NAME]": find or add the section named ARG.
+ * EXISTING_OK (overrides): a section already there is reused. */
+static void open_named(struct load *l, bool route, const char *arg, int loc, bool existing_ok)
+{
+    const char *kind = route ? "route" : "plugin";
+    const char *chars = route ? ROUTE_NAME_CHARS : PLUGIN_NAME_CHARS;
+    wr_config *cfg = l->cfg;
+    size_t n = route ? cfg->nroutes : cfg->nplugin_sections;
+
+    if (!*arg) {
+        problem(l, loc, "[%s] needs a name: [%s NAME]", kind, kind);
+        return;
+    }
+    if (!is_word(arg, chars)) {
+        problem(l, loc, "[%s %s]: NAME must match [A-Za-z0-9%s]+", kind, arg, chars);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *name = route ? cfg->routes[i].name : cfg->plugin_sections[i].name;
+        int first = route ? l->routes[i].header : cfg->plugin_sections[i].line;
+
+        if (strcmp(name, arg))
+            continue;
+        if (!existing_ok) {
+            problem(l, loc, "[%s %s] given twice (first at line %d)", kind, arg, first);
+            return;
+        }
+        l->in = route ? IN_ROUTE : IN_PLUGIN;
+        l->in_index = i;
+        return;
+    }
+    if (route) {
+        cfg->routes = xrealloc(cfg->routes, (n + 1) * sizeof *cfg->routes);
+        l->routes = xrealloc(l->routes, (n + 1) * sizeof *l->routes);
+        memset(&cfg->routes[n], 0, sizeof cfg->routes[n]);
+        memset(&l->routes[n], 0, sizeof l->routes[n]);
+        cfg->routes[n].name = xstrdup(arg);
+        cfg->routes[n].line = loc > 0 ? loc : 0;
+        l->routes[n].header = loc;
+        cfg->nroutes++;
+        l->in = IN_ROUTE;
+    } else {
+        cfg->plugin_sections =
+            xrealloc(cfg->plugin_sections, (n + 1) * sizeof *cfg->plugin_sections);
+        memset(&cfg->plugin_sections[n], 0, sizeof cfg->plugin_sections[n]);
+        cfg->plugin_sections[n].name = xstrdup(arg);
+        cfg->plugin_sections[n].line = loc > 0 ? loc : 0;
+        cfg->nplugin_sections++;
+        l->in = IN_PLUGIN;
+    }
+    l->in_index = n;
+}
+
+/* Make HEADER ("pool", "route rpc", ...) the current section.  A bad one
+ * is reported once and its keys are skipped. */
+static void open_section(struct load *l, char *header, int loc, bool existing_ok)
+{
+    size_t wlen = strcspn(header, " \t");
+    char *arg = trim(header + wlen); /* HEADER is already trimmed: it stays whole */
+
+    l->in = IN_SKIP;
+    if (strlen(header) + 2 > MAX_LINE) {
+        problem(l, loc, "section name too long (\"[%s]\" must fit in %d characters)", header,
+                MAX_LINE);
+        return;
+    }
+    if (wlen == 5 && !strncmp(header, "route", 5)) {
+        l->saw_route_header = true;
+        open_named(l, true, arg, loc, existing_ok);
+        return;
+    }
+    if (wlen == 6 && !strncmp(header, "plugin", 6)) {
+        open_named(l, false, arg, loc, existing_ok);
+        return;
+    }
+    for (size_t i = 0; i < NFIXED && !*arg; i++) {
+        if (strcmp(header, fixed_sections[i]))
+            continue;
+        if (l->fixed_header[i] && !existing_ok) {
+            problem(l, loc, "[%s] given twice (first at line %d)", header, l->fixed_header[i]);
+            return;
+        }
+        if (!l->fixed_header[i])
+            l->fixed_header[i] = loc;
+        l->in = IN_FIXED;
+        l->in_index = i;
+        return;
+    }
+    problem(l, loc, "unknown section [%s]", header);
+}
+
+/*
+ * inih's reader (an fgets lookalike).  Numbers each line, handles blank
+ * lines, comments and section headers itself, reports lines inih would
+ * reject or cut, and hands inih only "KEY = VALUE" lines, unindented and
+ * without inline comment.  Every other line becomes an empty line, so
+ * inih's line count stays ours.
+ */
+static char *next_line(char *buf, int size, void *stream)
+{
+    struct load *l = stream;
+    char *line, *s, *nl, *end;
+
+    if (l->pos >= l->end)
+        return NULL;
+    line = l->pos;
+    nl = memchr(line, '\n', (size_t)(l->end - line));
+    if (nl) {
+        *nl = '\0';
+        l->pos = nl + 1;
+    } else {
+        l->pos = l->end;
+    }
+    l->lineno++;
+    strcpy(buf, "\n");
+
+    if (l->lineno == 1 && !strncmp(line, "\xEF\xBB\xBF", 3))
+        line += 3; /* a UTF-8 byte order mark, as inih allows */
+    s = trim(line);
+    if (*s == ';' || *s == '#')
+        return buf;
+    if ((end = inline_comment(s)))
+        *end = '\0';
+    s = trim(s);
+    if (!*s)
+        return buf;
+    if ((int)strlen(s) > size - 2) {
+        problem(l, l->lineno, "line too long (more than %d characters)", size - 2);
+        return buf;
+    }
+    if (*s == '[') {
+        end = strchr(s, ']');
+        if (!end) {
+            problem(l, l->lineno, "syntax error");
+            l->in = IN_SKIP; /* its keys are not the previous section's */
+            return buf;
+        }
+        if (end[1]) {
+            problem(l, l->lineno, "unexpected text after ']'");
+            l->in = IN_SKIP;
+            return buf;
+        }
+        *end = '\0';
+        open_section(l, trim(s + 1), l->lineno, false);
+        return buf;
+    }
+    if (!s[strcspn(s, "=:")] || strchr("=:", *s)) { /* no separator, or no key */
+        problem(l, l->lineno, "syntax error");
+        return buf;
+    }
+    snprintf(buf, (size_t)size, "%s\n", s);
+    return buf;
+}
+
+static int on_pair(void *user, const char *section, const char *name, const char *value)
+{
+    struct load *l = user;
+
+    (void)section; /* always "": next_line() keeps section headers to itself */
+    set_key(l, name, value, l->lineno, false);
+    return 1;
+}
+
+/* "-o SECTION.KEY=VALUE": the key follows the last dot; in the section the
+ * first dot stands for the space of "[route rpc]". */
+static void apply_override(struct load *l, size_t i)
+{
+    const char *eq = strchr(l->overrides[i], '=');
+    int loc = -(int)i - 1;
+    char *copy, *dot, *section, *value, *p;
+    const char *key;
+
+    if (!eq) {
+        problem(l, loc, "expected SECTION.KEY=VALUE");
+        return;
+    }
+    copy = xstrdup(l->overrides[i]);
+    copy[eq - l->overrides[i]] = '\0';
+    value = trim(copy + (eq - l->overrides[i]) + 1);
+    dot = strrchr(copy, '.');
+    if (dot)
+        *dot = '\0';
+    section = trim(copy);
+    key = dot ? trim(dot + 1) : "";
+    if (!*section || !*key) {
+        problem(l, loc, "expected SECTION.KEY=VALUE");
+    } else if (strchr(value, '\n') || inline_comment(value)) {
+        problem(l, loc, "%s: a value cannot hold a newline, nor ';' at its start or after a space",
+                key);
+    } else {
+        if ((p = strchr(section, '.')))
+            *p = ' ';
+        open_section(l, section, loc, true);
+        set_key(l, key, value, loc, true);
+    }
+    free(copy);
+}
+
+static void fill_defaults(struct load *l)
+{
+    wr_config *cfg = l->cfg;
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (!keys[i].def)
+            continue;
+        if (!is_route_key(&keys[i])) {
+            if (!l->given[i])
+                set_value(l, &keys[i], (char *)cfg, keys[i].def, 0);
+            continue;
+        }
+        for (size_t r = 0; r < cfg->nroutes; r++)
+            if (!l->routes[r].given[i])
+                set_value(l, &keys[i], (char *)&cfg->routes[r], keys[i].def, 0);
+    }
+}
+
+/* The second pass: rules between fields, each pointing at the line that
+ * breaks it. */
+static void validate(struct load *l)
+{
+    wr_config *cfg = l->cfg;
+    const char *uri = cfg->broker_uri;
+    int queue = find_key("route", "queue"), exchange = find_key("route", "exchange");
+    int bindings = find_key("route", "bindings");
+    int reply_exchange = find_key("route", "reply_exchange");
+    int reply_prefix = find_key("route", "reply_prefix");
+
+    if (uri && strncmp(uri, "amqp://", 7) && strncmp(uri, "amqps://", 8))
+        problem(l, l->given[find_key("broker", "uri")],
+                "uri: expected an amqp:// or amqps:// URI, got \"%s\"", uri);
+
+    for (size_t r = 0; r < cfg->nroutes; r++) {
+        const int *given = l->routes[r].given;
+        const char *name = cfg->routes[r].name;
+
+        if (!given[queue])
+            problem(l, l->routes[r].header, "[route %s]: queue is required", name);
+        if (given[bindings] && !given[exchange])
+            problem(l, given[bindings], "bindings: needs exchange in [route %s]", name);
+        if (given[reply_exchange] && !given[reply_prefix])
+            problem(l, given[reply_exchange], "reply_exchange: needs reply_prefix in [route %s]",
+                    name);
+        if (given[reply_prefix] && !given[reply_exchange])
+            problem(l, given[reply_prefix], "reply_prefix: needs reply_exchange in [route %s]",
+                    name);
+    }
+    if (!cfg->nroutes && !l->saw_route_header)
+        problem(l, 0, "no [route NAME] section: at least one route is required");
+}
+
+/* The common load into CFG, whose path is set: TEXT is writable and ours
+ * to free. */
+static int load(wr_config *cfg, char *text, const char *const *overrides, size_t noverrides,
+                wr_diag *diag)
+{
+    struct load l = {.cfg = cfg, .diag = diag, .overrides = overrides};
+    size_t before = diag->n;
+    int rc;
+
+    l.pos = text;
+    l.end = text + strlen(text);
+    rc = ini_parse_stream(next_line, &l, on_pair, &l);
+    if (rc > 0)
+        problem(&l, rc, "syntax error"); /* not expected: next_line() passes only good lines */
+    else if (rc < 0)
+        problem(&l, 0, "cannot parse (inih error %d)", rc);
+    for (size_t i = 0; i < noverrides; i++)
+        apply_override(&l, i);
+    fill_defaults(&l);
+    validate(&l);
+
+    free(l.routes);
+    free(text);
+    if (diag->n > before) {
+        wr_config_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+int wr_config_load_string(wr_config *cfg, const char *name, const char *text,
+                          const char *const *overrides, size_t noverrides, wr_diag *diag)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->path = xstrdup(name);
+    return load(cfg, xstrdup(text), overrides, noverrides, diag);
+}
+
+int wr_config_load(wr_config *cfg, const char *path, const char *const *overrides,
+                   size_t noverrides, wr_diag *diag)
+{
+    FILE *f;
+    char *text = NULL;
+    size_t len = 0, cap = 0, got;
+
+    memset(cfg, 0, sizeof *cfg);
+    f = fopen(path, "r");
+    if (!f) {
+        wr_diag_add(diag, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    do {
+        if (len + 1 >= cap)
+            text = xrealloc(text, cap = cap ? 2 * cap : 4096);
+        got = fread(text + len, 1, cap - len - 1, f);
+        len += got;
+    } while (got > 0);
+    text[len] = '\0';
+    if (ferror(f)) {
+        wr_diag_add(diag, "%s: cannot read: %s", path, strerror(errno));
+        fclose(f);
+        free(text);
+        return -1;
+    }
+    fclose(f);
+    cfg->path = xstrdup(path);
+    return load(cfg, text, overrides, noverrides, diag);
+}
+
+static void write_value(FILE *out, const struct key *k, const char *base)
+{
+    const void *field = base + k->offset;
+
+    switch (k->type) {
+    case T_STRING:
+        if (*(char *const *)field)
+            fprintf(out, "%s = %s\n", k->name, *(char *const *)field);
+        break;
+    case T_INT:
+        fprintf(out, "%s = %d\n", k->name, *(const int *)field);
+        break;
+    case T_SIZE:
+        fprintf(out, "%s = %ld\n", k->name, *(const long *)field);
+        break;
+    case T_LIST: {
+        char *const *words = *(char **const *)field;
+        size_t n = *(const size_t *)(base + k->count_offset);
+
+        if (!n)
+            break; /* unset reads back as empty */
+        fprintf(out, "%s =", k->name);
+        for (size_t i = 0; i < n; i++)
+            fprintf(out, " %s", words[i]);
+        fputc('\n', out);
+        break;
+    }
+    case T_FORMAT:
+        for (size_t i = 0; i < NFORMATS; i++)
+            if (formats[i].value == *(const wr_format *)field)
+                fprintf(out, "%s = %s\n", k->name, formats[i].name);
+        break;
+    }
+}
+
+int wr_config_write(const wr_config *cfg, FILE *out)
+{
+    const char *section = NULL;
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (is_route_key(&keys[i]))
+            continue;
+        if (!section || strcmp(section, keys[i].section)) {
+            section = keys[i].section;
+            fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
+        }
+        write_value(out, &keys[i], (const char *)cfg);
+    }
+    for (size_t r = 0; r < cfg->nroutes; r++) {
+        fprintf(out, "\n[route %s]\n", cfg->routes[r].name);
+        for (size_t i = 0; i < NKEYS; i++)
+            if (is_route_key(&keys[i]))
+                write_value(out, &keys[i], (const char *)&cfg->routes[r]);
+    }
+    for (size_t p = 0; p < cfg->nplugin_sections; p++) {
+        const wr_plugin_section *ps = &cfg->plugin_sections[p];
+
+        fprintf(out, "\n[plugin %s]\n", ps->name);
+        for (size_t i = 0; i < ps->nitems; i++)
+            fprintf(out, "%s = %s\n", ps->items[i].key, ps->items[i].value);
+    }
+    return ferror(out) ? -1 : 0;
+}
+
+const wr_plugin_section *wr_config_plugin_section(const wr_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nplugin_sections; i++)
+        if (!strcmp(cfg->plugin_sections[i].name, name))
+            return &cfg->plugin_sections[i];
+    return NULL;
+}
+
+void wr_config_free(wr_config *cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!is_route_key(&keys[i]))
+            free_field(&keys[i], (char *)cfg);
+    for (size_t r = 0; r < cfg->nroutes; r++) {
+        for (size_t i = 0; i < NKEYS; i++)
+            if (is_route_key(&keys[i]))
+                free_field(&keys[i], (char *)&cfg->routes[r]);
+        free(cfg->routes[r].name);
+    }
+    free(cfg->routes);
+    for (size_t p = 0; p < cfg->nplugin_sections; p++) {
+        wr_plugin_section *ps = &cfg->plugin_sections[p];
+
+        for (size_t i = 0; i < ps->nitems; i++) {
+            free(ps->items[i].key);
+            free(ps->items[i].value);
+        }
+        free(ps->items);
+        free(ps->name);
+    }
+    free(cfg->plugin_sections);
+    free(cfg->path);
+    memset(cfg, 0, sizeof *cfg);
+}
