@@ -80,6 +80,9 @@ amqp_connection_state_t wr_amqp_connect(const char *uri, int heartbeat, int conn
         snprintf(err, errlen, "cannot parse broker uri");
         goto fail;
     }
+    /* "amqp://host:port/" parses as vhost "": users mean the default. */
+    if (!info.vhost || !*info.vhost)
+        info.vhost = "/";
     if (info.ssl) {
         snprintf(err, errlen, "amqps:// is not supported yet");
         goto fail;

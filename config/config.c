@@ -691,6 +691,11 @@ static void validate(struct load *l)
     int reply_exchange = find_key("route", "reply_exchange");
     int reply_prefix = find_key("route", "reply_prefix");
 
+    /* Plugin load errors are found later (by the loader); let them point
+     * at the line that listed the plugins. */
+    cfg->plugins_line =
+        l->given[find_key("plugins", "load")] > 0 ? l->given[find_key("plugins", "load")] : 0;
+
     if (uri && strncmp(uri, "amqp://", 7) && strncmp(uri, "amqps://", 8))
         problem(l, l->given[find_key("broker", "uri")],
                 "uri: expected an amqp:// or amqps:// URI, got \"%s\"", uri);

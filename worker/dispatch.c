@@ -42,7 +42,8 @@ const char *wr_dispatch_method(const wr_job *job)
 }
 
 /* Run one valid call.  Returns a new response object. */
-static json_t *call_one(const wr_plugins *plugins, const wr_rpc_call *c, unsigned *nerrors)
+static json_t *call_one(const wr_job *job, const wr_plugins *plugins, const wr_rpc_call *c,
+                        unsigned *nerrors)
 {
     const wr_method_ref *m = wr_plugins_find(plugins, c->method);
     warren_error err = {0};
@@ -50,6 +51,7 @@ static json_t *call_one(const wr_plugins *plugins, const wr_rpc_call *c, unsigne
 
     if (!m) {
         (*nerrors)++;
+        wr_warn("route %s: unknown method '%.100s'", job->label, c->method);
         return wr_jsonrpc_error(c->id, WARREN_ERR_METHOD_NOT_FOUND, "Method not found", NULL);
     }
     if (m->method->handler(&m->call, c->params, &result, &err) != 0) {
@@ -125,7 +127,7 @@ void wr_dispatch_run(wr_job *job, const wr_plugins *plugins)
             job->nerrors++;
         } else {
             job->ncalls++;
-            r = call_one(plugins, c, &job->nerrors);
+            r = call_one(job, plugins, c, &job->nerrors);
             if (!c->id) { /* notification: the result is never sent */
                 json_decref(r);
                 continue;

@@ -1,1 +1,184 @@
-/* placeholder */
+/*
+ * The supervisor's promises: a killed worker is replaced and the pool
+ * answers again; SIGTERM lets the request in hand finish, then everything
+ * exits 0; a handler that outlives the heartbeat interval does not cost
+ * the connection; plugin and config problems stop warren with exit 78.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+
+TestSuite(lifecycle, .timeout = 120);
+
+static int pid_in(pid_t p, const pid_t *set, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (set[i] == p)
+            return 1;
+    return 0;
+}
+
+Test(lifecycle, kill9_worker_is_replaced)
+{
+    wr_test_warren w = {0};
+    pid_t before[8], after[8];
+    int n, m = 0;
+    wr_client *c;
+    char *reply;
+
+    wr_test_warren_start(&w, 2, NULL, 1);
+    n = wr_test_worker_pids(&w, before, 8);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(kill(before[0], SIGKILL), 0);
+    cr_assert(wr_test_log_wait(&w, "killed by signal 9", 1, 10000), "no log line for the death");
+    /* A new worker takes the dead one's place and becomes ready. */
+    cr_assert(wr_test_log_wait(&w, "consuming from", 3, 20000), "no replacement worker");
+    for (int tries = 0; tries < 100; tries++) {
+        m = wr_test_worker_pids(&w, after, 8);
+        if (m == 2 && !pid_in(before[0], after, m))
+            break;
+        usleep(50000);
+    }
+    cr_assert_eq(m, 2);
+    cr_assert(!pid_in(before[0], after, m), "the killed pid is still listed");
+    cr_assert(pid_in(before[1], after, m), "the other worker was disturbed");
+
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    for (int i = 0; i < 10; i++) {
+        char corr[16];
+        snprintf(corr, sizeof corr, "k%d", i);
+        reply = wr_test_rpc(c, w.queue,
+                            "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1],\"id\":1}",
+                            corr, 10000);
+        cr_assert_not_null(reply, "the pool did not answer after the kill");
+        free(reply);
+    }
+    wr_client_close(c);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
+
+Test(lifecycle, sigterm_finishes_request_in_hand)
+{
+    wr_test_warren w = {0};
+    wr_client *c;
+    char err[256];
+    wr_client_reply r;
+    pid_t pids[8];
+    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[1.5],\"id\":1}";
+
+    wr_test_warren_start(&w, 1, NULL, 1);
+    cr_assert_eq(wr_test_worker_pids(&w, pids, 8), 1);
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    cr_assert_eq(wr_client_publish(c, "", w.queue, body, strlen(body), "s1", 0, err, sizeof err),
+                 0);
+    /* Wait until the worker is inside the handler, then stop warren. */
+    for (int i = 0; i < 200; i++) {
+        char args[512], *out;
+        int busy;
+        snprintf(args, sizeof args,
+                 "list_queues -q --no-table-headers name messages_unacknowledged "
+                 "| awk '$1==\"%s\"{print $2}'",
+                 w.queue);
+        out = wr_test_broker_ctl(args);
+        busy = atoi(out) == 1;
+        free(out);
+        if (busy)
+            break;
+        usleep(20000);
+    }
+    kill(w.pid, SIGTERM);
+    cr_assert_eq(wr_client_recv(c, 10000, &r, err, sizeof err), 1,
+                 "the request in hand was not answered");
+    cr_assert(strstr(r.body, "\"result\":1.5") != NULL, "%.*s", (int)r.len, r.body);
+    wr_client_reply_free(&r);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+    cr_assert_eq(kill(pids[0], 0), -1, "the worker outlived the supervisor");
+    wr_client_close(c);
+}
+
+/* heartbeat = 1 s: the broker drops a connection after ~2 s of silence, so
+ * a 4 s handler only survives if the worker keeps the socket serviced. */
+Test(lifecycle, long_handler_outlives_heartbeat)
+{
+    wr_test_warren w = {0};
+    wr_client *c;
+    char *reply;
+    char *argv[] = {"warren", "-c", w.conf, "-o", "broker.heartbeat=1", NULL};
+
+    wr_test_warren_write_conf(&w, 1, NULL);
+    wr_test_warren_spawn(&w, argv, NULL);
+    cr_assert(wr_test_log_wait(&w, "ready: ", 1, 30000));
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    reply = wr_test_rpc(c, w.queue,
+                        "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[4],\"id\":1}",
+                        "hb", 15000);
+    cr_assert_not_null(reply, "no reply to a handler longer than the heartbeat");
+    cr_assert(strstr(reply, "\"result\":4") != NULL, "%s", reply);
+    free(reply);
+    cr_assert_eq(wr_test_log_count(&w, "connection lost"), 0, "the connection dropped");
+    cr_assert_eq(wr_test_log_count(&w, "consuming from"), 1, "the worker reconnected");
+    wr_client_close(c);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
+
+Test(lifecycle, missing_plugin_stops_warren_with_78)
+{
+    wr_test_warren w = {0};
+    char *argv[] = {"warren", "-c", w.conf, "-o", "plugins.load=echo nosuchplugin", NULL};
+    char *log;
+
+    wr_test_warren_write_conf(&w, 2, NULL);
+    wr_test_warren_spawn(&w, argv, NULL);
+    cr_assert(wr_test_warren_wait_exit(&w, 30000), "warren kept running without its plugin");
+    cr_assert(WIFEXITED(w.status));
+    cr_assert_eq(WEXITSTATUS(w.status), 78);
+    log = wr_test_log_read(&w);
+    cr_assert(strstr(log, "nosuchplugin") != NULL, "the log does not name the plugin:\n%s", log);
+    free(log);
+}
+
+Test(lifecycle, check_validates_config_and_plugins)
+{
+    wr_test_warren w = {0};
+    char out_path[512], *log;
+    char *ok_argv[] = {"warren", "-c", w.conf, "--check", NULL};
+    char *bad_argv[] = {"warren", "-c", w.conf, "--check", "-o", "pool.workers=many", NULL};
+    char *plug_argv[] = {"warren", "-c", w.conf, "--check", "-o", "plugins.load=echo nosuch", NULL};
+
+    wr_test_warren_write_conf(&w, 2, NULL);
+    snprintf(out_path, sizeof out_path, "%s/check.out", w.dir);
+    wr_test_warren_spawn(&w, ok_argv, out_path);
+    cr_assert(wr_test_warren_wait_exit(&w, 20000));
+    cr_assert_eq(WEXITSTATUS(w.status), 0);
+    {
+        FILE *f = fopen(out_path, "r");
+        char line[1024] = "";
+        cr_assert_not_null(f);
+        cr_assert_not_null(fgets(line, sizeof line, f));
+        fclose(f);
+        cr_assert(strstr(line, "OK") && strstr(line, " echo") && strstr(line, " test.sleep"), "%s",
+                  line);
+    }
+
+    wr_test_warren_spawn(&w, bad_argv, NULL);
+    cr_assert(wr_test_warren_wait_exit(&w, 20000));
+    cr_assert_eq(WEXITSTATUS(w.status), 78);
+    log = wr_test_log_read(&w);
+    cr_assert(strstr(log, "-o pool.workers=many: workers: expected a number from 1 to 1024") !=
+                  NULL,
+              "%s", log);
+    free(log);
+
+    wr_test_warren_spawn(&w, plug_argv, NULL);
+    cr_assert(wr_test_warren_wait_exit(&w, 20000));
+    cr_assert_eq(WEXITSTATUS(w.status), 78);
+    log = wr_test_log_read(&w);
+    cr_assert(strstr(log, "plugin nosuch") != NULL, "%s", log);
+    free(log);
+}

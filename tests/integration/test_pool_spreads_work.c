@@ -1,1 +1,166 @@
-/* placeholder */
+/*
+ * The pool as a whole: every worker consumes, the broker spreads calls over
+ * all of them, many concurrent calls are all answered correctly, replies go
+ * where requests ask (reply_to, direct reply-to, reply exchange + prefix),
+ * and SIGTERM stops everything cleanly.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/harness.h"
+
+#define NCALLS 1000
+
+/* Consumers on QUEUE according to the broker itself. */
+static int broker_consumers(const char *queue)
+{
+    char *out = wr_test_broker_ctl("list_queues -q --no-table-headers name consumers");
+    char *line, *save = NULL;
+    int n = -1;
+    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char name[256];
+        int c;
+        if (sscanf(line, "%255s %d", name, &c) == 2 && strcmp(name, queue) == 0)
+            n = c;
+    }
+    free(out);
+    return n;
+}
+
+Test(pool, four_workers_share_1000_concurrent_calls, .timeout = 180)
+{
+    wr_test_warren w = {0};
+    wr_client *c;
+    char err[512], body[256], corr[64];
+    static unsigned char answered[NCALLS];
+    int got = 0;
+
+    wr_test_warren_start(&w, 4, NULL, 1);
+    cr_assert_eq(broker_consumers(w.queue), 4, "the broker should list 4 consumers on %s", w.queue);
+
+    /* 1,000 calls in flight at once: publish all, then collect. */
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    for (int i = 0; i < NCALLS; i++) {
+        int n = snprintf(body, sizeof body,
+                         "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[%d,\"x%d\"],"
+                         "\"id\":%d}",
+                         i, i, i);
+        snprintf(corr, sizeof corr, "c%d", i);
+        cr_assert_eq(wr_client_publish(c, "", w.queue, body, (size_t)n, corr, 0, err, sizeof err),
+                     0, "%s", err);
+    }
+    while (got < NCALLS) {
+        wr_client_reply r;
+        json_t *reply, *result;
+        int id;
+        int rc = wr_client_recv(c, 60000, &r, err, sizeof err);
+        cr_assert_eq(rc, 1, "only %d of %d replies arrived (%s)", got, NCALLS,
+                     rc < 0 ? err : "timeout");
+        reply = json_loadb(r.body, r.len, 0, NULL);
+        cr_assert_not_null(reply, "reply is not JSON: %.*s", (int)r.len, r.body);
+        id = (int)json_integer_value(json_object_get(reply, "id"));
+        result = json_object_get(reply, "result");
+        cr_assert(id >= 0 && id < NCALLS && !answered[id], "unexpected or duplicate id %d", id);
+        snprintf(corr, sizeof corr, "c%d", id);
+        cr_assert_str_eq(r.correlation_id, corr);
+        cr_assert_eq(json_integer_value(json_array_get(result, 0)), id);
+        snprintf(body, sizeof body, "x%d", id);
+        cr_assert_str_eq(json_string_value(json_array_get(result, 1)), body);
+        answered[id] = 1;
+        got++;
+        json_decref(reply);
+        wr_client_reply_free(&r);
+    }
+    wr_client_close(c);
+
+    /* Stop: exit 0, every worker gone, each one took a share. */
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+    cr_assert_eq(wr_test_worker_pids(&w, (pid_t[8]){0}, 8), 0);
+    {
+        char *log = wr_test_log_read(&w), *p = log;
+        unsigned long total = 0;
+        int workers_seen = 0;
+        while ((p = strstr(p, ") exited with code 0 after "))) {
+            char *h = strstr(p, "; handled ");
+            unsigned long n = 0;
+            cr_assert_not_null(h);
+            cr_assert_eq(sscanf(h, "; handled %lu", &n), 1);
+            cr_assert_gt(n, 0, "a worker handled no request:\n%s", log);
+            total += n;
+            workers_seen++;
+            p = h;
+        }
+        cr_assert_eq(workers_seen, 4, "expected 4 clean worker exits:\n%s", log);
+        cr_assert_eq(total, NCALLS);
+        free(log);
+    }
+}
+
+Test(pool, batch_and_direct_reply_to, .timeout = 60)
+{
+    wr_test_warren w = {0};
+    wr_client *c;
+    char *reply;
+    json_t *j;
+
+    wr_test_warren_start(&w, 2, NULL, 1);
+    c = wr_test_client(WR_CLIENT_DIRECT_REPLY_TO);
+    reply = wr_test_rpc(c, w.queue,
+                        "[{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"a\":1},\"id\":1},"
+                        "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"n\"]},"
+                        "{\"jsonrpc\":\"2.0\",\"method\":\"time\",\"id\":\"t\"}]",
+                        "batch-1", 10000);
+    cr_assert_not_null(reply, "no reply through amq.rabbitmq.reply-to");
+    j = json_loads(reply, 0, NULL);
+    cr_assert(json_is_array(j), "%s", reply);
+    /* The notification in the middle gets no response. */
+    cr_assert_eq(json_array_size(j), 2, "%s", reply);
+    cr_assert_eq(
+        json_integer_value(json_object_get(json_object_get(json_array_get(j, 0), "result"), "a")),
+        1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(j, 1), "id")), "t");
+    cr_assert(json_is_object(json_object_get(json_array_get(j, 1), "result")), "%s", reply);
+    json_decref(j);
+    free(reply);
+    wr_client_close(c);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
+
+/* The old recipe's style: request to a topic exchange under
+ * example.request.<id>, reply to the same exchange under
+ * example.response.<id>, no reply_to at all. */
+Test(pool, reply_exchange_and_prefix, .timeout = 60)
+{
+    wr_test_warren w = {0};
+    wr_client *c;
+    char err[512], key[128], extra[512];
+    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"hi\"],"
+                       "\"id\":\"q538\"}";
+    wr_client_reply r;
+
+    snprintf(extra, sizeof extra,
+             "[route topic]\nqueue = %s.req\nexchange = amq.topic\n"
+             "bindings = example.request.*\nreply_exchange = amq.topic\n"
+             "reply_prefix = example.response\n",
+             "recipe");
+    wr_test_warren_start(&w, 1, extra, 1);
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    cr_assert_eq(wr_client_bind_reply(c, "amq.topic", "example.response.q538", err, sizeof err), 0,
+                 "%s", err);
+    /* NO_REPLY-style publish: no correlation id, hence no reply_to. */
+    snprintf(key, sizeof key, "example.request.q538");
+    cr_assert_eq(
+        wr_client_publish(c, "amq.topic", key, body, strlen(body), NULL, 1, err, sizeof err), 0,
+        "%s", err);
+    cr_assert_eq(wr_client_recv(c, 10000, &r, err, sizeof err), 1, "no reply on the prefix key");
+    cr_assert_str_eq(r.routing_key, "example.response.q538");
+    cr_assert(r.persistent, "a persistent request gets a persistent reply");
+    cr_assert(strstr(r.body, "\"result\":[\"hi\"]") != NULL, "%.*s", (int)r.len, r.body);
+    wr_client_reply_free(&r);
+    wr_client_close(c);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}

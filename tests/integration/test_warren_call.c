@@ -1,1 +1,73 @@
-/* placeholder */
+/*
+ * warren-call's contract: result on stdout and exit 0; a JSON-RPC error on
+ * stderr and exit 1; no reply in time, exit 2; no broker, exit 69.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/harness.h"
+
+static wr_test_warren w;
+
+static int call(const char *args, char **out, char **err)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' -u '%s' %s", getenv("WARREN_CALL_BIN"), wr_test_broker_uri(),
+             args);
+    return wr_test_sh(cmd, out, err);
+}
+
+Test(warren_call, exit_codes, .timeout = 120)
+{
+    char args[512], *out = NULL, *err = NULL;
+
+    wr_test_warren_start(&w, 2, NULL, 1);
+
+    snprintf(args, sizeof args, "-q %s echo '[\"hi\",2]'", w.queue);
+    cr_assert_eq(call(args, &out, &err), 0, "stderr: %s", err);
+    cr_assert_str_eq(out, "[\"hi\",2]\n");
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof args, "-q %s --direct time", w.queue);
+    cr_assert_eq(call(args, &out, &err), 0, "stderr: %s", err);
+    cr_assert(strstr(out, "\"unix\"") != NULL, "%s", out);
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof args, "-q %s test.fail '{\"why\":\"testing\"}'", w.queue);
+    cr_assert_eq(call(args, &out, &err), 1);
+    cr_assert(strstr(err, "1001") && strstr(err, "failure requested"), "stderr: %s", err);
+    cr_assert_str_eq(out, "");
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof args, "-q %s nosuch.method", w.queue);
+    cr_assert_eq(call(args, &out, &err), 1);
+    cr_assert(strstr(err, "-32601") != NULL, "stderr: %s", err);
+    free(out);
+    free(err);
+
+    /* The call outlives the timeout: no reply in time. */
+    snprintf(args, sizeof args, "-q %s -t 0.5 test.sleep '[3]'", w.queue);
+    cr_assert_eq(call(args, &out, &err), 2, "stderr: %s", err);
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof args, "-q %s --notify echo '[1]'", w.queue);
+    cr_assert_eq(call(args, &out, &err), 0, "stderr: %s", err);
+    free(out);
+    free(err);
+
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+
+    /* Nothing listens on port 1. */
+    cr_assert_eq(wr_test_sh("\"$WARREN_CALL_BIN\" -u amqp://guest:guest@127.0.0.1:1/ echo '[1]'",
+                            &out, &err),
+                 69, "stderr: %s", err);
+    cr_assert_neq(strlen(err), 0);
+    free(out);
+    free(err);
+}

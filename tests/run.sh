@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run the whole test suite: unit and integration tests (against private
+# RabbitMQ nodes the suite starts and stops itself), first in a normal
+# warning-free build, then again under AddressSanitizer and
+# UndefinedBehaviorSanitizer.
+#
+#   tests/run.sh
+#
+# Build trees: build-test/ and build-asan/.  Exit status: nonzero if any
+# build or test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+
+jobs=$(nproc)
+for variant in test asan; do
+    dir=build-$variant
+    flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWARREN_WERROR=ON)
+    [ "$variant" = asan ] && flags+=(-DWARREN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+    echo "=== $variant build ===" >&2
+    cmake -S . -B "$dir" "${flags[@]}" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+    echo "=== $variant tests ===" >&2
+    # Sanitizer reports fail the test that triggered them; leaks too.
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir "$dir" --output-on-failure --timeout 600
+done
