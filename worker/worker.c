@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -431,14 +432,18 @@ static int serve(worker *w)
     }
 }
 
-/* Sleep MS milliseconds unless a stop is requested.  Returns 1 when
- * stopping. */
-static int backoff_sleep(int ms)
+/* Sleep MS milliseconds unless a stop is requested or the supervisor
+ * goes away.  Returns 1 when stopping. */
+static int backoff_sleep(worker *w, int ms)
 {
-    struct pollfd p = {.fd = sigpipe_fds[0], .events = POLLIN};
+    struct pollfd p[2] = {{.fd = sigpipe_fds[0], .events = POLLIN},
+                          {.fd = WR_IPC_FD, .events = 0}};
     if (stop_requested)
         return 1;
-    poll(&p, 1, ms);
+    if (poll(p, w->ipc_ok ? 2 : 1, ms) > 0 && w->ipc_ok && (p[1].revents & (POLLHUP | POLLERR))) {
+        wr_warn("supervisor is gone; stopping");
+        stop_requested = 1;
+    }
     return stop_requested;
 }
 
@@ -463,10 +468,17 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
         wr_error("cannot set up signals: %s", strerror(errno));
         return WR_EXIT_SOFTWARE;
     }
-    if (fcntl(WR_IPC_FD, F_GETFD) < 0)
+    if (fcntl(WR_IPC_FD, F_GETFD) < 0) {
         w.ipc_ok = 0; /* run by hand, without a supervisor */
-    else
+    } else {
         fcntl(WR_IPC_FD, F_SETFD, FD_CLOEXEC);
+        /* Belt and braces with the pipe's POLLHUP: if the supervisor is
+         * killed outright, stop gracefully instead of lingering, even
+         * inside a blocking connect. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1)
+            stop_requested = 1;
+    }
 
     if (wr_plugins_load(&w.plugins, plugin_dir, cfg->plugins, cfg->nplugins, cfg, &diag) < 0) {
         for (size_t i = 0; i < diag.n; i++)
@@ -487,7 +499,7 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
                                  sizeof err);
         if (!w.conn) {
             wr_warn("broker: %s; retrying in %d ms", err, backoff);
-            if (backoff_sleep(backoff))
+            if (backoff_sleep(&w, backoff))
                 break;
             backoff = next_backoff(backoff);
             continue;
@@ -495,7 +507,7 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
         if (setup_topology(&w) < 0) {
             wr_amqp_close(w.conn);
             w.conn = NULL;
-            if (backoff_sleep(backoff))
+            if (backoff_sleep(&w, backoff))
                 break;
             backoff = next_backoff(backoff);
             continue;
@@ -525,7 +537,7 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
          * polite close handshake. */
         amqp_destroy_connection(w.conn);
         w.conn = NULL;
-        if (backoff_sleep(backoff))
+        if (backoff_sleep(&w, backoff))
             break;
         backoff = next_backoff(backoff);
     }

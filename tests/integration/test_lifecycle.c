@@ -182,3 +182,49 @@ Test(lifecycle, check_validates_config_and_plugins)
     cr_assert(strstr(log, "plugin nosuch") != NULL, "%s", log);
     free(log);
 }
+
+/* Exited but not yet reaped (by whatever adopted it). */
+static int is_zombie(pid_t pid)
+{
+    char path[64], buf[256];
+    FILE *f;
+    int z = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return 1;
+    if (fgets(buf, sizeof buf, f)) {
+        char *p = strrchr(buf, ')');
+        z = p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+    }
+    fclose(f);
+    return z;
+}
+
+/* A supervisor killed outright must not leave workers behind, even ones
+ * stuck reconnecting to a broker that is not there. */
+Test(lifecycle, workers_follow_a_killed_supervisor)
+{
+    wr_test_warren w = {0};
+    pid_t pids[8];
+    char *argv[] = {"warren", "-c", w.conf, "-o", "broker.uri=amqp://guest:guest@127.0.0.1:1/",
+                    NULL};
+    int n;
+
+    wr_test_warren_write_conf(&w, 2, NULL);
+    wr_test_warren_spawn(&w, argv, NULL);
+    cr_assert(wr_test_log_wait(&w, "retrying in", 2, 20000), "workers never tried the broker");
+    n = wr_test_worker_pids(&w, pids, 8);
+    cr_assert_eq(n, 2);
+    kill(w.pid, SIGKILL);
+    cr_assert(wr_test_warren_wait_exit(&w, 10000));
+    for (int i = 0; i < n; i++) {
+        int gone = 0;
+        for (int t = 0; t < 250 && !gone; t++) {
+            gone = kill(pids[i], 0) < 0 || is_zombie(pids[i]);
+            if (!gone)
+                usleep(20000);
+        }
+        cr_assert(gone, "worker %d outlived its supervisor", (int)pids[i]);
+    }
+}
