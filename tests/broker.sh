@@ -6,6 +6,8 @@
 #   tests/broker.sh stop DIR         stop it and remove DIR (exit 0 if already gone)
 #   tests/broker.sh ctl DIR ARGS...  run `rabbitmqctl ARGS...` against that node
 #
+# WARREN_BROKER_PORT=N fixes the AMQP port instead of picking a free one.
+#
 # Why a private node: the tests must not depend on, or disturb, a broker
 # that happens to run on the machine (another engineer's suite, the system
 # service).  So everything is private: free loopback ports for AMQP, for
@@ -124,7 +126,9 @@ start_once() {
     mkdir -p "$dir/mnesia" "$dir/log"
 
     local amqp_port dist_port epmd_port
-    amqp_port=$(free_port)
+    # WARREN_BROKER_PORT fixes the AMQP port (scripts/run-local.sh asks for
+    # 5672, so clients' defaults reach the node); otherwise any free one.
+    amqp_port=${WARREN_BROKER_PORT:-$(free_port)}
     dist_port=$(free_port)
     epmd_port=$(free_port)
     if [ "$amqp_port" = "$dist_port" ] || [ "$dist_port" = "$epmd_port" ] ||
