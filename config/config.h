@@ -26,8 +26,8 @@ typedef struct wr_route {
     int line;    /* line of the section header, for messages */
     char *queue; /* durable queue, declared by warren; required */
     wr_format format;
-    char *exchange;   /* NULL: no binding */
-    char **bindings;  /* binding keys, owned; nbindings may be 0 */
+    char *exchange;  /* NULL: no binding */
+    char **bindings; /* binding keys, owned; nbindings may be 0 */
     size_t nbindings;
     char *reply_exchange; /* NULL: replies only to reply_to */
     char *reply_prefix;   /* routing key prefix; set iff reply_exchange is */
@@ -53,10 +53,10 @@ typedef struct wr_config {
     int heartbeat;       /* seconds, 0 disables; default 30 */
     int connect_timeout; /* seconds; default 10 */
 
-    int workers;            /* 1..1024; default 4 */
-    int prefetch;           /* 1..65535; default 1 */
-    long max_message_size;  /* bytes; default 1 MiB */
-    int shutdown_timeout;   /* seconds before SIGKILL on stop; default 30 */
+    int workers;           /* 1..1024; default 4 */
+    int prefetch;          /* 1..65535; default 1 */
+    long max_message_size; /* bytes; default 1 MiB */
+    int shutdown_timeout;  /* seconds before SIGKILL on stop; default 30 */
 
     char *plugin_dir; /* default: the installed plugin dir */
     char **plugins;   /* names from [plugins] load, owned */

@@ -182,8 +182,7 @@ static int run_check(const wr_config *cfg, const char *dir)
     }
     printf("%s: OK: %d worker%s, %zu route%s, %zu method%s from %s:", cfg->path, cfg->workers,
            cfg->workers == 1 ? "" : "s", cfg->nroutes, cfg->nroutes == 1 ? "" : "s",
-           wr_plugins_method_count(plugins), wr_plugins_method_count(plugins) == 1 ? "" : "s",
-           dir);
+           wr_plugins_method_count(plugins), wr_plugins_method_count(plugins) == 1 ? "" : "s", dir);
     for (size_t i = 0; i < wr_plugins_method_count(plugins); i++)
         printf(" %s", wr_plugins_method_at(plugins, i)->method->name);
     printf("\n");
@@ -193,11 +192,13 @@ static int run_check(const wr_config *cfg, const char *dir)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 'o'},
-        {"check", no_argument, NULL, 't'},        {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {"worker", required_argument, NULL, 'W'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"set", required_argument, NULL, 'o'},
+                                         {"check", no_argument, NULL, 't'},
+                                         {"version", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"worker", required_argument, NULL, 'W'},
+                                         {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *worker_index = NULL;
     const char **overrides = NULL;
     size_t noverrides = 0;

@@ -58,8 +58,7 @@ static void shut_loop(wr_supervisor *sup)
 static void describe_exit(const wr_child *c, char *buf, size_t len)
 {
     if (c->term_signal)
-        snprintf(buf, len, "killed by signal %d (%s)", c->term_signal,
-                 strsignal(c->term_signal));
+        snprintf(buf, len, "killed by signal %d (%s)", c->term_signal, strsignal(c->term_signal));
     else if (c->exit_status < 0)
         snprintf(buf, len, "could not be started");
     else
@@ -145,8 +144,8 @@ static void on_kill_timer(uv_timer_t *t)
     for (int i = 0; i < sup->nchildren; i++) {
         wr_child *c = &sup->children[i];
         if (c->handles_open > 0 && c->state != WR_CHILD_EMPTY) {
-            wr_warn("worker %d (pid %d) still running %ds after SIGTERM; sending SIGKILL",
-                    c->index, c->pid, sup->cfg->shutdown_timeout);
+            wr_warn("worker %d (pid %d) still running %ds after SIGTERM; sending SIGKILL", c->index,
+                    c->pid, sup->cfg->shutdown_timeout);
             wr_children_signal(c, SIGKILL);
         }
     }
@@ -166,8 +165,7 @@ void wr_supervisor_stop(wr_supervisor *sup, int exit_code)
         shut_loop(sup);
         return;
     }
-    uv_timer_start(&sup->kill_timer, on_kill_timer, (uint64_t)sup->cfg->shutdown_timeout * 1000,
-                   0);
+    uv_timer_start(&sup->kill_timer, on_kill_timer, (uint64_t)sup->cfg->shutdown_timeout * 1000, 0);
 }
 
 static void on_signal(uv_signal_t *s, int signum)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole test suite: unit and integration tests (against private
+# Run the whole test suite: the clang-format check, unit and integration tests (against private
 # RabbitMQ nodes the suite starts and stops itself), first in a normal
 # warning-free build, then again under AddressSanitizer and
 # UndefinedBehaviorSanitizer.
@@ -12,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
+if git rev-parse --git-dir >/dev/null 2>&1; then
+    tests/format_check.sh
+fi
 
 jobs=$(nproc)
 for variant in test asan; do

@@ -26,8 +26,8 @@ typedef struct wr_job {
     /* Filled by wr_dispatch_run. */
     char *reply; /* owned: JSON text to publish, NULL when nothing to send */
     size_t reply_len;
-    char *reply_id; /* owned: first call's id as text, for reply_prefix
-                       routing keys; NULL when no call has an id */
+    char *reply_id;   /* owned: first call's id as text, for reply_prefix
+                         routing keys; NULL when no call has an id */
     unsigned ncalls;  /* calls executed */
     unsigned nerrors; /* error responses produced (any code) */
 } wr_job;

@@ -147,8 +147,8 @@ static int setup_topology(worker *w)
             if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "queue.bind", err, sizeof err))
                 goto fail_route;
         }
-        ok = amqp_basic_consume(w->conn, CHANNEL, amqp_cstring_bytes(r->queue), amqp_empty_bytes,
-                                0, 0 /* manual acks */, 0, amqp_empty_table);
+        ok = amqp_basic_consume(w->conn, CHANNEL, amqp_cstring_bytes(r->queue), amqp_empty_bytes, 0,
+                                0 /* manual acks */, 0, amqp_empty_table);
         if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "basic.consume", err, sizeof err))
             goto fail_route;
         free(w->consumer_tags[i]);
@@ -168,7 +168,8 @@ static const wr_route *route_of(const worker *w, amqp_bytes_t consumer_tag)
 {
     for (size_t i = 0; i < w->cfg->nroutes; i++) {
         const char *t = w->consumer_tags[i];
-        if (t && strlen(t) == consumer_tag.len && memcmp(t, consumer_tag.bytes, consumer_tag.len) == 0)
+        if (t && strlen(t) == consumer_tag.len &&
+            memcmp(t, consumer_tag.bytes, consumer_tag.len) == 0)
             return &w->cfg->routes[i];
     }
     return NULL;
@@ -414,8 +415,7 @@ static int serve(worker *w)
                 w->ipc_ok = 0;
                 stop_requested = 1;
             }
-            if (n > 0 && (fds[1].revents & POLLIN) && w->busy &&
-                wr_runner_collect(w->runner, 0)) {
+            if (n > 0 && (fds[1].revents & POLLIN) && w->busy && wr_runner_collect(w->runner, 0)) {
                 int rc = finish_job(w);
                 drop_job(w);
                 if (rc < 0)
@@ -436,8 +436,7 @@ static int serve(worker *w)
  * goes away.  Returns 1 when stopping. */
 static int backoff_sleep(worker *w, int ms)
 {
-    struct pollfd p[2] = {{.fd = sigpipe_fds[0], .events = POLLIN},
-                          {.fd = WR_IPC_FD, .events = 0}};
+    struct pollfd p[2] = {{.fd = sigpipe_fds[0], .events = POLLIN}, {.fd = WR_IPC_FD, .events = 0}};
     if (stop_requested)
         return 1;
     if (poll(p, w->ipc_ok ? 2 : 1, ms) > 0 && w->ipc_ok && (p[1].revents & (POLLHUP | POLLERR))) {
