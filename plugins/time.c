@@ -1,9 +1,11 @@
 /*
  * The time plugin: method "time" returns the current time, as the old
  * amqpbus recipe's backend did, in two forms a caller may want:
- *   {"unix": 1732350000.123, "iso8601": "2026-11-23T10:50:00.123Z"}
+ *   {"unix_ms": 1732350000123, "iso8601": "2026-11-23T10:50:00.123Z"}
  * Both come from one clock reading rounded down to the millisecond, so
- * they always agree.  No config keys; params are ignored.
+ * they always agree.  Milliseconds as an integer, not seconds as a double:
+ * a double prints as 1732350000.1229999 and invites rounding bugs.  No config keys; params are
+ * ignored.
  */
 #include <time.h>
 #include <warren/plugin.h>
@@ -26,14 +28,16 @@ static int now(const warren_call *call, json_t *params, json_t **result, warren_
 
     /* New reference; NULL only when out of memory. */
     *result =
-        json_pack("{s:f,s:s}", "unix", (double)ts.tv_sec + (double)ms / 1000.0, "iso8601", stamp);
+        json_pack("{s:I,s:s}", "unix_ms", (json_int_t)ts.tv_sec * 1000 + ms, "iso8601", stamp);
     if (!*result)
         return warren_error_set(err, WARREN_ERR_INTERNAL, "time: out of memory");
     return 0;
 }
 
 static const warren_method time_methods[] = {
-    {.name = "time", .handler = now, .summary = "the current time (unix seconds and ISO 8601 UTC)"},
+    {.name = "time",
+     .handler = now,
+     .summary = "the current time (unix milliseconds and ISO 8601 UTC)"},
     {0},
 };
 

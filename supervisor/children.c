@@ -130,6 +130,8 @@ int wr_children_spawn(wr_child *c)
     opt.stdio_count = 4;
     opt.stdio = stdio;
 
+    c->pid = 0;
+    c->started_ms = uv_now(sup->loop); /* also paces retries of a failed spawn */
     r = uv_spawn(sup->loop, &c->proc, &opt);
     if (r < 0) {
         wr_error("worker %d: cannot start %s: %s", c->index, sup->exe, uv_strerror(r));
@@ -144,7 +146,6 @@ int wr_children_spawn(wr_child *c)
     }
     c->pid = c->proc.pid;
     c->state = WR_CHILD_STARTING;
-    c->started_ms = uv_now(sup->loop);
     c->handled = c->failed = 0;
     memset(&c->current, 0, sizeof c->current);
     uv_read_start((uv_stream_t *)&c->ipc, on_alloc, on_read);

@@ -15,8 +15,11 @@
  * "borrowed" means warren keeps it, "new" means the receiver must
  * json_decref() it.
  *
- * Calls are made one at a time per worker process, always from the same
- * thread, so a plugin need not be thread-safe.
+ * Handlers are called one at a time per worker process, always from the
+ * same thread (the worker's handler thread), so a plugin need not be
+ * thread-safe.  init() runs before the first call and fini() after the
+ * last, on the worker's main thread; nothing else of the plugin runs in
+ * between.
  */
 #ifndef WARREN_PLUGIN_H
 #define WARREN_PLUGIN_H

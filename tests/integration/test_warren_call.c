@@ -33,7 +33,7 @@ Test(warren_call, exit_codes, .timeout = 120)
 
     snprintf(args, sizeof args, "-q %s --direct time", w.queue);
     cr_assert_eq(call(args, &out, &err), 0, "stderr: %s", err);
-    cr_assert(strstr(out, "\"unix\"") != NULL, "%s", out);
+    cr_assert(strstr(out, "\"unix_ms\"") != NULL, "%s", out);
     free(out);
     free(err);
 
