@@ -228,3 +228,24 @@ Test(lifecycle, workers_follow_a_killed_supervisor)
         cr_assert(gone, "worker %d outlived its supervisor", (int)pids[i]);
     }
 }
+
+/* A handler that crashes costs its worker, which is replaced; the death is
+ * one log line naming what it was running.  (The message itself is
+ * redelivered; poison-message limits are not part of this test.) */
+Test(lifecycle, crash_is_logged_with_what_it_ran)
+{
+    wr_test_warren w = {0};
+    wr_client *c;
+    char err[256];
+    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"test.crash\",\"id\":1}";
+
+    wr_test_warren_start(&w, 1, NULL, 1);
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    cr_assert_eq(wr_client_publish(c, "", w.queue, body, strlen(body), "boom", 0, err, sizeof err),
+                 0);
+    cr_assert(wr_test_log_wait(&w, "while running test.crash (route rpc, id boom)", 1, 10000),
+              "no death line naming the request:\n%s", wr_test_log_read(&w));
+    cr_assert(wr_test_log_wait(&w, "consuming from", 2, 10000), "the worker was not replaced");
+    wr_client_close(c);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
