@@ -2,6 +2,8 @@
 #include "common/ipc.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,27 +22,69 @@ static void token(char *dst, const char *src)
     dst[i] = '\0';
 }
 
-int wr_ipc_send(int fd, const wr_ipc_msg *msg)
+void wr_ipc_body_hash(const void *body, size_t len, char out[17])
 {
-    char line[4 * WR_IPC_TOKEN_MAX + 64];
+    const unsigned char *p = body;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    snprintf(out, 17, "%016" PRIx64, h);
+}
+
+/* Free text for the end of a line: no newlines or control characters. */
+static void text(char *dst, size_t size, const char *src)
+{
+    size_t i = 0;
+    for (; src && src[i] && i < size - 1; i++)
+        dst[i] = (unsigned char)src[i] < ' ' ? ' ' : src[i];
+    dst[i] = '\0';
+}
+
+int wr_ipc_format(const wr_ipc_msg *msg, char *line, size_t size)
+{
     char route[WR_IPC_TOKEN_MAX], method[WR_IPC_TOKEN_MAX], msgid[WR_IPC_TOKEN_MAX];
+    char hash[WR_IPC_TOKEN_MAX], why[sizeof msg->why];
     int n;
-    size_t off = 0;
 
     switch (msg->type) {
     case WR_IPC_READY:
-        n = snprintf(line, sizeof line, "ready\n");
+        n = snprintf(line, size, "ready\n");
         break;
     case WR_IPC_START:
         token(route, msg->route);
         token(method, msg->method);
         token(msgid, msg->msgid);
-        n = snprintf(line, sizeof line, "start %s %llu %s %s\n", route, msg->tag, method, msgid);
+        token(hash, msg->hash);
+        n = snprintf(line, size, "start %s %llu %s %s %s\n", route, msg->tag, method, msgid, hash);
         break;
     case WR_IPC_DONE:
-        n = snprintf(line, sizeof line, "done %lu %lu\n", msg->handled, msg->failed);
+        n = snprintf(line, size, "done %lu %lu\n", msg->handled, msg->failed);
+        break;
+    case WR_IPC_POISON:
+        token(route, msg->route);
+        token(msgid, msg->msgid);
+        token(hash, msg->hash);
+        text(why, sizeof why, msg->why);
+        n = snprintf(line, size, "poison %s %s %s %u %s\n", route, msgid, hash, msg->deaths, why);
+        break;
+    case WR_IPC_SYNC:
+        n = snprintf(line, size, "sync\n");
         break;
     default:
+        return -1;
+    }
+    return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+int wr_ipc_send(int fd, const wr_ipc_msg *msg)
+{
+    char line[8 * WR_IPC_TOKEN_MAX];
+    int n = wr_ipc_format(msg, line, sizeof line);
+    size_t off = 0;
+
+    if (n < 0) {
         errno = EINVAL;
         return -1;
     }
@@ -69,10 +113,24 @@ int wr_ipc_parse(const char *line, wr_ipc_msg *msg)
     }
     if (strcmp(kind, "start") == 0) {
         msg->type = WR_IPC_START;
-        return sscanf(line, "start %127s %llu %127s %127s", msg->route, &msg->tag, msg->method,
-                      msg->msgid) == 4
+        return sscanf(line, "start %127s %llu %127s %127s %127s", msg->route, &msg->tag,
+                      msg->method, msg->msgid, msg->hash) == 5
                    ? 0
                    : -1;
+    }
+    if (strcmp(kind, "poison") == 0) {
+        int off = 0;
+        msg->type = WR_IPC_POISON;
+        if (sscanf(line, "poison %127s %127s %127s %u %n", msg->route, msg->msgid, msg->hash,
+                   &msg->deaths, &off) != 4 ||
+            off == 0)
+            return -1;
+        text(msg->why, sizeof msg->why, line + off);
+        return 0;
+    }
+    if (strcmp(kind, "sync") == 0) {
+        msg->type = WR_IPC_SYNC;
+        return 0;
     }
     if (strcmp(kind, "done") == 0) {
         msg->type = WR_IPC_DONE;

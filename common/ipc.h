@@ -5,13 +5,23 @@
  * readers ignore them):
  *
  *   ready
- *   start ROUTE TAG METHOD MSGID     a request began (TAG: delivery tag,
- *                                    MSGID: correlation_id or message_id
- *                                    or "-")
+ *   start ROUTE TAG METHOD MSGID HASH   a request began (TAG: delivery
+ *                                    tag, MSGID: correlation_id or
+ *                                    message_id or "-", HASH: of the body,
+ *                                    see wr_ipc_body_hash)
  *   done HANDLED FAILED              it ended; running totals of messages
  *                                    handled and of error replies
  *
  * The worker's end is fd 3 (WR_IPC_FD), set up by the supervisor.
+ *
+ * The other way, supervisor → worker, goes over the worker's stdin: first
+ * the validated config as INI text, ended by the line WR_IPC_END_CONFIG;
+ * then command lines, the first batch ended by "sync" (the worker reads up
+ * to it before it connects, so it never consumes without them):
+ *
+ *   poison ROUTE MSGID HASH DEATHS WHY...   stop trying this message: it
+ *                                    killed DEATHS workers, the last by WHY
+ *   sync
  */
 #ifndef WR_IPC_H
 #define WR_IPC_H
@@ -20,8 +30,15 @@
 
 #define WR_IPC_FD 3
 #define WR_IPC_TOKEN_MAX 128
+#define WR_IPC_END_CONFIG "#@warren:end-of-config"
 
-typedef enum wr_ipc_type { WR_IPC_READY = 1, WR_IPC_START, WR_IPC_DONE } wr_ipc_type;
+typedef enum wr_ipc_type {
+    WR_IPC_READY = 1,
+    WR_IPC_START,
+    WR_IPC_DONE,
+    WR_IPC_POISON, /* supervisor → worker */
+    WR_IPC_SYNC    /* supervisor → worker */
+} wr_ipc_type;
 
 typedef struct wr_ipc_msg {
     wr_ipc_type type;
@@ -29,9 +46,21 @@ typedef struct wr_ipc_msg {
     unsigned long long tag;
     char method[WR_IPC_TOKEN_MAX];
     char msgid[WR_IPC_TOKEN_MAX];
+    char hash[WR_IPC_TOKEN_MAX];
     unsigned long handled;
     unsigned long failed;
+    unsigned deaths;                /* poison */
+    char why[2 * WR_IPC_TOKEN_MAX]; /* poison: free text, rest of line */
 } wr_ipc_msg;
+
+/* The identity of a message body for poison tracking: 64-bit FNV-1a as 16
+ * hex digits in OUT (17 bytes).  With the route and the correlation id it
+ * tells one request from another even when clients send no ids at all. */
+void wr_ipc_body_hash(const void *body, size_t len, char out[17]);
+
+/* Format MSG as one line (with its newline) into BUF.  Returns its length,
+ * or -1 for an unknown type.  Tokens are sanitized as for wr_ipc_send. */
+int wr_ipc_format(const wr_ipc_msg *msg, char *buf, size_t size);
 
 /* Write MSG as one line to FD (blocking; retried on EINTR).  Tokens are
  * truncated and have spaces and control characters replaced, so a line is

@@ -82,6 +82,7 @@ static const struct key keys[] = {
     {"pool", "prefetch", T_INT, C(prefetch), 0, 1, 65535, "1", NULL},
     {"pool", "max_message_size", T_SIZE, C(max_message_size), 0, KiB, 128 * MiB, "1M", NULL},
     {"pool", "shutdown_timeout", T_INT, C(shutdown_timeout), 0, 1, 3600, "30", NULL},
+    {"pool", "max_attempts", T_INT, C(max_attempts), 0, 1, 100, "3", NULL},
     {"plugins", "dir", T_STRING, C(plugin_dir), 0, 0, 0, NULL, NULL},
     {"plugins", "load", T_LIST, C(plugins), C(nplugins), 0, 0, NULL, PLUGIN_NAME_CHARS},
     {"route", "queue", T_STRING, R(queue), 0, 0, 0, NULL, NULL},

@@ -5,7 +5,8 @@
  *
  * Sections and keys (config/warren.conf documents each one):
  *   [broker]  uri, heartbeat, connect_timeout
- *   [pool]    workers, prefetch, max_message_size, shutdown_timeout
+ *   [pool]    workers, prefetch, max_message_size, shutdown_timeout,
+ *             max_attempts
  *   [plugins] dir, load
  *   [route NAME]  queue, format, exchange, bindings, reply_exchange,
  *                 reply_prefix            (one or more routes)
@@ -57,6 +58,7 @@ typedef struct wr_config {
     int prefetch;          /* 1..65535; default 1 */
     long max_message_size; /* bytes; default 1 MiB */
     int shutdown_timeout;  /* seconds before SIGKILL on stop; default 30 */
+    int max_attempts;      /* deaths one message may cause; default 3 */
 
     char *plugin_dir; /* default: the installed plugin dir */
     char **plugins;   /* names from [plugins] load, owned */

@@ -4,8 +4,9 @@
  * A worker is our own binary re-executed as `warren --worker N` (never a
  * bare fork() under a live libuv loop).  Its stdin carries the validated
  * config as INI text, so the worker runs exactly what the supervisor
- * checked even if the file changed since; fd 3 carries its status lines
- * back (see common/ipc.h).
+ * checked even if the file changed since, then the commands that follow
+ * (the poison list); fd 3 carries its status lines back (see
+ * common/ipc.h).
  *
  * A worker is only "gone" once its process has exited *and* its status
  * pipe has reached EOF: the last lines it wrote (its final counters) are
@@ -90,9 +91,74 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void on_input_written(uv_write_t *req, int status)
 {
     wr_child *c = req->data;
-    if (status < 0 && status != UV_EPIPE)
-        wr_warn("worker %d: writing its config: %s", c->index, uv_strerror(status));
-    close_once((uv_handle_t *)&c->input);
+    free(c->input_buf);
+    c->input_buf = NULL;
+    if (status < 0) {
+        if (status != UV_EPIPE && status != UV_ECANCELED)
+            wr_warn("worker %d: writing its config: %s", c->index, uv_strerror(status));
+        close_once((uv_handle_t *)&c->input);
+    }
+}
+
+/* A command write in flight: the request and its bytes, freed together. */
+typedef struct command_write {
+    uv_write_t req;
+    char data[];
+} command_write;
+
+static void on_command_written(uv_write_t *req, int status)
+{
+    command_write *w = (command_write *)req;
+    wr_child *c = req->handle->data;
+    if (status < 0 && status != UV_EPIPE && status != UV_ECANCELED)
+        wr_warn("worker %d: sending a command: %s", c->index, uv_strerror(status));
+    free(w);
+}
+
+void wr_children_command(wr_child *c, const char *line, size_t len)
+{
+    command_write *w;
+    uv_buf_t b;
+
+    if (c->state == WR_CHILD_EMPTY || uv_is_closing((uv_handle_t *)&c->input))
+        return;
+    w = malloc(sizeof *w + len);
+    if (!w)
+        return;
+    memcpy(w->data, line, len);
+    b = uv_buf_init(w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->input, &b, 1, on_command_written) < 0)
+        free(w);
+}
+
+/* The worker's first input: config, end marker, current poison list,
+ * sync.  malloc'd into *OUT. */
+static int first_input(const wr_supervisor *sup, char **out, size_t *len)
+{
+    static const char end[] = "\n" WR_IPC_END_CONFIG "\n";
+    char *buf = malloc(sup->config_len + sizeof end);
+
+    if (!buf)
+        return -1;
+    memcpy(buf, sup->config_text, sup->config_len);
+    memcpy(buf + sup->config_len, end, sizeof end);
+    *len = sup->config_len + sizeof end - 1;
+    if (wr_poison_lines(&sup->poison, (unsigned)sup->cfg->max_attempts, &buf, len) < 0) {
+        free(buf);
+        return -1;
+    }
+    {
+        char *grown = realloc(buf, *len + 6);
+        if (!grown) {
+            free(buf);
+            return -1;
+        }
+        buf = grown;
+        memcpy(buf + *len, "sync\n", 6);
+        *len += 5;
+    }
+    *out = buf;
+    return 0;
 }
 
 int wr_children_spawn(wr_child *c)
@@ -103,6 +169,7 @@ int wr_children_spawn(wr_child *c)
     uv_stdio_container_t stdio[4];
     uv_process_options_t opt;
     uv_buf_t b;
+    size_t len;
     int r;
 
     snprintf(title, sizeof title, "warren: worker %d (%s)", c->index, sup->title_routes);
@@ -149,10 +216,17 @@ int wr_children_spawn(wr_child *c)
     c->handled = c->failed = 0;
     memset(&c->current, 0, sizeof c->current);
     uv_read_start((uv_stream_t *)&c->ipc, on_alloc, on_read);
-    b = uv_buf_init(sup->config_text, (unsigned)sup->config_len);
+    if (first_input(sup, &c->input_buf, &len) < 0) {
+        wr_error("worker %d: out of memory preparing its config", c->index);
+        close_once((uv_handle_t *)&c->input);
+        return 0;
+    }
+    b = uv_buf_init(c->input_buf, (unsigned)len);
     r = uv_write(&c->input_req, (uv_stream_t *)&c->input, &b, 1, on_input_written);
     if (r < 0) {
         wr_error("worker %d: cannot send its config: %s", c->index, uv_strerror(r));
+        free(c->input_buf);
+        c->input_buf = NULL;
         close_once((uv_handle_t *)&c->input);
     }
     return 0;

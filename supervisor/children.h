@@ -29,8 +29,9 @@ typedef struct wr_child {
 
     uv_process_t proc;
     uv_pipe_t ipc;   /* worker's fd 3: status lines */
-    uv_pipe_t input; /* worker's stdin: the config text */
+    uv_pipe_t input; /* worker's stdin: config, then commands */
     uv_write_t input_req;
+    char *input_buf;  /* what input_req writes; freed when written */
     int handles_open; /* proc, ipc, input: closed ones still pending */
     char line[1024];  /* partial status line */
     size_t line_len;
@@ -51,6 +52,10 @@ typedef struct wr_child {
 
 /* Spawn worker C->index.  0, or a negative libuv error (logged). */
 int wr_children_spawn(wr_child *c);
+
+/* Send one command line (see common/ipc.h) to the worker's stdin, if it
+ * is still open.  LINE is copied. */
+void wr_children_command(wr_child *c, const char *line, size_t len);
 
 /* Send SIG to the worker if it is running. */
 void wr_children_signal(wr_child *c, int sig);

@@ -16,6 +16,7 @@
 
 #include "common/diag.h"
 #include "common/exitcodes.h"
+#include "common/ipc.h"
 #include "common/log.h"
 #include "common/plugin_loader.h"
 #include "config/config.h"
@@ -79,32 +80,46 @@ static char *plugin_dir_for(const wr_config *cfg, const char *exe)
     return beside_exe(exe, "lib/warren/plugins");
 }
 
-/* Read all of stdin (the config the supervisor sends).  malloc'd. */
-static char *read_stdin(void)
+/*
+ * Read the config the supervisor sends on stdin, up to the end-of-config
+ * line (see common/ipc.h).  One byte at a time: what follows the marker
+ * (commands) must stay unread for the worker, and a config is a few KiB
+ * read once per worker start.  malloc'd; NULL on EOF before the marker.
+ */
+static char *read_config_from_supervisor(void)
 {
-    size_t len = 0, cap = 8192;
+    static const char marker[] = "\n" WR_IPC_END_CONFIG "\n";
+    const size_t mlen = sizeof marker - 1;
+    size_t len = 1, cap = 8192;
     char *buf = malloc(cap);
-    ssize_t n;
-    while (buf) {
+
+    if (!buf)
+        return NULL;
+    buf[0] = '\n'; /* so a marker on the very first line matches too */
+    for (;;) {
+        ssize_t n;
         if (len + 1 == cap) {
             char *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                return NULL;
-            }
+            if (!grown)
+                break;
             buf = grown;
             cap *= 2;
         }
-        n = read(STDIN_FILENO, buf + len, cap - len - 1);
+        n = read(STDIN_FILENO, buf + len, 1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
-        len += (size_t)n;
+        len++;
+        if (len >= mlen && memcmp(buf + len - mlen, marker, mlen) == 0) {
+            len -= mlen - 1; /* keep the newline that ends the last line */
+            buf[len] = '\0';
+            memmove(buf, buf + 1, len); /* drop the leading newline */
+            return buf;
+        }
     }
-    if (buf)
-        buf[len] = '\0';
-    return buf;
+    free(buf);
+    return NULL;
 }
 
 /*
@@ -143,7 +158,7 @@ static int run_worker(int argc, char **argv, const char *index_arg, const char *
     snprintf(title, sizeof title, "%s", argv[0]);
     set_proctitle(argc, argv, title);
 
-    text = read_stdin();
+    text = read_config_from_supervisor();
     if (!text) {
         wr_error("cannot read the configuration from the supervisor");
         return WR_EXIT_SOFTWARE;

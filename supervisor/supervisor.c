@@ -65,6 +65,26 @@ static void describe_exit(const wr_child *c, char *buf, size_t len)
         snprintf(buf, len, "exited with code %lld", (long long)c->exit_status);
 }
 
+/* C died holding a request.  Count it against that message; at the limit,
+ * tell every worker to refuse the message from now on. */
+static void count_death(wr_supervisor *sup, const wr_child *c, const char *how)
+{
+    const wr_poison_entry *e = wr_poison_record(&sup->poison, &c->current, how);
+    char line[8 * WR_IPC_TOKEN_MAX];
+    int n;
+
+    if (e->deaths != (unsigned)sup->cfg->max_attempts)
+        return;
+    wr_warn("route %s: request %s (body %s) has killed %u worker%s; workers will refuse it "
+            "(error reply, rejected without requeue)",
+            e->route, e->msgid, e->hash, e->deaths, e->deaths == 1 ? "" : "s");
+    n = wr_poison_line(e, line, sizeof line);
+    if (n < 0)
+        return;
+    for (int i = 0; i < sup->nchildren; i++)
+        wr_children_command(&sup->children[i], line, (size_t)n);
+}
+
 void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
 {
     uint64_t now = uv_now(sup->loop);
@@ -80,6 +100,9 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
            "worker %d (pid %d) %s%s after %.1fs; handled %lu request%s (%lu failed)", c->index,
            c->pid, how, doing, (double)lived / 1000.0, c->handled, c->handled == 1 ? "" : "s",
            c->failed);
+    if (c->current.type == WR_IPC_START && sup->state == WR_SUP_RUNNING &&
+        (c->term_signal || c->exit_status != 0))
+        count_death(sup, c, how);
     memset(&c->current, 0, sizeof c->current);
 
     if (sup->state == WR_SUP_STOPPING) {
@@ -134,6 +157,9 @@ void wr_supervisor_child_status(wr_supervisor *sup, wr_child *c, const wr_ipc_ms
         c->handled = m->handled;
         c->failed = m->failed;
         memset(&c->current, 0, sizeof c->current);
+        break;
+    default: /* commands go the other way */
+        wr_warn("worker %d: unexpected status line type %d", c->index, (int)m->type);
         break;
     }
 }

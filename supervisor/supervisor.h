@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "supervisor/children.h"
+#include "supervisor/poison.h"
 
 typedef enum wr_sup_state { WR_SUP_RUNNING = 0, WR_SUP_STOPPING } wr_sup_state;
 
@@ -30,6 +31,8 @@ typedef struct wr_supervisor {
 
     wr_child *children;
     int nchildren;
+
+    wr_poison poison; /* deaths per message */
 
     uv_signal_t sig_term, sig_int, sig_quit, sig_hup;
     uv_timer_t kill_timer;

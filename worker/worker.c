@@ -73,6 +73,13 @@ typedef struct worker {
 
     unsigned long handled, failed;
     int ipc_ok;
+
+    /* Commands from the supervisor on stdin (see common/ipc.h). */
+    int commands_ok;
+    char cmd_buf[4096];
+    size_t cmd_len;
+    wr_ipc_msg *poison; /* messages to refuse, owned */
+    size_t npoison;
 } worker;
 
 /* Signal handling: the handler only sets a flag and writes a byte to a
@@ -120,6 +127,85 @@ static void report(worker *w, const wr_ipc_msg *m)
 static char *bytes_or_null(amqp_bytes_t b, int flag_set)
 {
     return flag_set && b.len ? wr_amqp_strdup(b) : NULL;
+}
+
+/* Act on one command line from the supervisor. */
+static void handle_command(worker *w, const char *line, int *synced)
+{
+    wr_ipc_msg m;
+
+    if (wr_ipc_parse(line, &m) < 0) {
+        wr_warn("unreadable command from the supervisor: %.80s", line);
+        return;
+    }
+    if (m.type == WR_IPC_SYNC) {
+        *synced = 1;
+    } else if (m.type == WR_IPC_POISON) {
+        wr_ipc_msg *grown = realloc(w->poison, (w->npoison + 1) * sizeof *grown);
+        if (!grown)
+            return;
+        w->poison = grown;
+        w->poison[w->npoison++] = m;
+    }
+}
+
+/*
+ * Read what the supervisor has sent on stdin and act on every complete
+ * line.  With WAIT_SYNC, block until a "sync" line (at startup: the
+ * initial poison list must be known before the first delivery).  Returns
+ * 0, or -1 when stdin is closed (the supervisor is gone).
+ */
+static int read_commands(worker *w, int wait_sync)
+{
+    int synced = 0;
+
+    while (w->commands_ok) {
+        char *nl, *start = w->cmd_buf;
+        ssize_t n;
+
+        if (w->cmd_len == sizeof w->cmd_buf) /* a line too long: drop it */
+            w->cmd_len = 0;
+        n = read(STDIN_FILENO, w->cmd_buf + w->cmd_len, sizeof w->cmd_buf - w->cmd_len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            if (!wait_sync || synced)
+                return 0;
+            struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+            poll(&p, 1, 1000);
+            if (stop_requested)
+                return 0;
+            continue;
+        }
+        if (n <= 0) {
+            w->commands_ok = 0;
+            return -1;
+        }
+        w->cmd_len += (size_t)n;
+        while ((nl = memchr(start, '\n', w->cmd_len - (size_t)(start - w->cmd_buf)))) {
+            *nl = '\0';
+            handle_command(w, start, &synced);
+            start = nl + 1;
+        }
+        w->cmd_len -= (size_t)(start - w->cmd_buf);
+        memmove(w->cmd_buf, start, w->cmd_len);
+        if (wait_sync && synced)
+            return 0;
+    }
+    return -1;
+}
+
+/* The poison entry for this delivery, or NULL. */
+static const wr_ipc_msg *poisoned(const worker *w, const char *route, const char *msgid,
+                                  const char *hash)
+{
+    for (size_t i = 0; i < w->npoison; i++) {
+        const wr_ipc_msg *p = &w->poison[i];
+        if (strcmp(p->hash, hash) == 0 && strcmp(p->msgid, msgid) == 0 &&
+            strcmp(p->route, route) == 0)
+            return p;
+    }
+    return NULL;
 }
 
 /* Declare each route's queue (durable) and bindings, set the prefetch and
@@ -175,11 +261,59 @@ static const wr_route *route_of(const worker *w, amqp_bytes_t consumer_tag)
     return NULL;
 }
 
-/* Decode the next delivery, tell the supervisor, hand it to the runner. */
-static void start_job(worker *w, amqp_envelope_t *env)
+static int finish_job(worker *w, int reject);
+static void drop_job(worker *w);
+
+/*
+ * The delivery is a known poison message: answer it with an error saying
+ * why (when the caller expects an answer) and reject it without requeue,
+ * so the broker dead-letters it (or drops it) instead of redelivering.
+ */
+static int refuse_job(worker *w, const wr_ipc_msg *p)
+{
+    json_t *id = NULL, *reply;
+    int expects = 0;
+    char msg[512];
+
+    for (size_t i = 0; i < w->job.req.ncalls; i++)
+        if (w->job.req.calls[i].id) {
+            expects = 1;
+            if (!w->job.req.batch)
+                id = w->job.req.calls[i].id;
+            break;
+        }
+    snprintf(msg, sizeof msg, "request refused: it killed %u worker%s (last one %s)", p->deaths,
+             p->deaths == 1 ? "" : "s", p->why);
+    wr_warn("route %s: refusing request %s (%s): it killed %u worker%s; rejecting it without "
+            "requeue",
+            w->route->name, p->msgid, wr_dispatch_method(&w->job), p->deaths,
+            p->deaths == 1 ? "" : "s");
+    if (expects) {
+        reply = wr_jsonrpc_error(id, WARREN_ERR_INTERNAL, msg, NULL);
+        w->job.reply = wr_jsonrpc_encode(reply, &w->job.reply_len);
+        json_decref(reply);
+        if (json_is_string(id))
+            w->job.reply_id = strdup(json_string_value(id));
+        else if (json_is_integer(id) &&
+                 asprintf(&w->job.reply_id, "%" JSON_INTEGER_FORMAT, json_integer_value(id)) < 0)
+            w->job.reply_id = NULL;
+    }
+    w->job.nerrors = 1;
+    int rc = finish_job(w, 1);
+    drop_job(w);
+    return rc;
+}
+
+/*
+ * Decode the next delivery, tell the supervisor, hand it to the runner (or
+ * refuse it when it is a known poison message).  Returns 0, or -1 when the
+ * connection failed while refusing.
+ */
+static int start_job(worker *w, amqp_envelope_t *env)
 {
     wr_ipc_msg m = {.type = WR_IPC_START};
     amqp_basic_properties_t *p = &env->message.properties;
+    const wr_ipc_msg *poison;
 
     w->env = *env;
     w->route = route_of(w, env->consumer_tag);
@@ -198,16 +332,29 @@ static void start_job(worker *w, amqp_envelope_t *env)
     else if ((p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) && p->message_id.len)
         snprintf(m.msgid, sizeof m.msgid, "%.*s", (int)p->message_id.len,
                  (char *)p->message_id.bytes);
+    else
+        snprintf(m.msgid, sizeof m.msgid, "-");
+    wr_ipc_body_hash(env->message.body.bytes, env->message.body.len, m.hash);
+
+    /* Only a redelivery can be a message that killed a worker.  Commands
+     * that arrived since the last poll are read first. */
+    if (env->redelivered && w->commands_ok && read_commands(w, 0) < 0)
+        stop_requested = 1;
+    poison = env->redelivered ? poisoned(w, w->route->name, m.msgid, m.hash) : NULL;
+    if (poison)
+        return refuse_job(w, poison);
     report(w, &m);
     wr_runner_submit(w->runner, &w->job);
+    return 0;
 }
 
 /*
- * Publish the finished job's reply where the request asked, then ack.
- * Returns 0, or -1 when the connection failed (the message stays unacked
- * and the broker will redeliver it).
+ * Publish the finished job's reply where the request asked, then ack it
+ * (or, with REJECT, reject it without requeue).  Returns 0, or -1 when the
+ * connection failed (the message stays unacked and the broker will
+ * redeliver it).
  */
-static int finish_job(worker *w)
+static int finish_job(worker *w, int reject)
 {
     amqp_basic_properties_t *req = &w->env.message.properties;
     amqp_basic_properties_t props;
@@ -251,9 +398,11 @@ static int finish_job(worker *w)
         wr_warn("route %s: a request expects a reply but names no reply_to%s; reply dropped",
                 w->route->name, w->route->reply_exchange ? " and no usable id" : "");
     }
-    st = amqp_basic_ack(w->conn, CHANNEL, w->env.delivery_tag, 0);
+    st = reject ? amqp_basic_reject(w->conn, CHANNEL, w->env.delivery_tag, 0)
+                : amqp_basic_ack(w->conn, CHANNEL, w->env.delivery_tag, 0);
     if (st != AMQP_STATUS_OK) {
-        wr_error("route %s: ack failed: %s", w->route->name, amqp_error_string2(st));
+        wr_error("route %s: %s failed: %s", w->route->name, reject ? "reject" : "ack",
+                 amqp_error_string2(st));
         rc = -1;
         goto out;
     }
@@ -388,19 +537,22 @@ static int serve(worker *w)
                 w->head = p->next;
                 if (!w->head)
                     w->tail = NULL;
-                start_job(w, &p->env);
+                int rc = start_job(w, &p->env);
                 free(p);
+                if (rc < 0)
+                    return SERVE_RECONNECT;
                 continue;
             }
         }
         if (!amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn)) {
-            struct pollfd fds[4] = {
+            struct pollfd fds[5] = {
                 {.fd = amqp_fd, .events = POLLIN},
                 {.fd = wr_runner_fd(w->runner), .events = POLLIN},
                 {.fd = sigpipe_fds[0], .events = POLLIN},
-                {.fd = WR_IPC_FD, .events = 0}, /* POLLHUP: supervisor gone */
+                {.fd = w->commands_ok ? STDIN_FILENO : -1, .events = POLLIN},
+                {.fd = w->ipc_ok ? WR_IPC_FD : -1, .events = 0}, /* POLLHUP: supervisor gone */
             };
-            int n = poll(fds, w->ipc_ok ? 4 : 3, tick_ms);
+            int n = poll(fds, 5, tick_ms);
             if (n < 0 && errno != EINTR) {
                 wr_error("poll: %s", strerror(errno));
                 return SERVE_RECONNECT;
@@ -410,13 +562,17 @@ static int serve(worker *w)
                 while (read(sigpipe_fds[0], buf, sizeof buf) > 0)
                     ;
             }
-            if (n > 0 && w->ipc_ok && (fds[3].revents & (POLLHUP | POLLERR))) {
+            if (n > 0 && (fds[3].revents & (POLLIN | POLLHUP)) && read_commands(w, 0) < 0) {
+                wr_warn("supervisor is gone; stopping");
+                stop_requested = 1;
+            }
+            if (n > 0 && w->ipc_ok && (fds[4].revents & (POLLHUP | POLLERR))) {
                 wr_warn("supervisor is gone; stopping");
                 w->ipc_ok = 0;
                 stop_requested = 1;
             }
             if (n > 0 && (fds[1].revents & POLLIN) && w->busy && wr_runner_collect(w->runner, 0)) {
-                int rc = finish_job(w);
+                int rc = finish_job(w, 0);
                 drop_job(w);
                 if (rc < 0)
                     return SERVE_RECONNECT;
@@ -477,6 +633,10 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() == 1)
             stop_requested = 1;
+        /* After the config, stdin carries commands; read them without
+         * blocking from the serve loop. */
+        w.commands_ok = 1;
+        fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
     }
 
     if (wr_plugins_load(&w.plugins, plugin_dir, cfg->plugins, cfg->nplugins, cfg, &diag) < 0) {
@@ -491,6 +651,11 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
         return WR_EXIT_SOFTWARE;
     }
     w.consumer_tags = calloc(cfg->nroutes, sizeof *w.consumer_tags);
+    /* Know which messages to refuse before taking the first one. */
+    if (w.commands_ok && read_commands(&w, 1) < 0 && !stop_requested) {
+        wr_warn("supervisor is gone; stopping");
+        stop_requested = 1;
+    }
     snprintf(name, sizeof name, "warren worker %d (pid %d)", index, (int)getpid());
 
     while (!stop_requested) {
@@ -544,6 +709,7 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
     for (size_t i = 0; i < cfg->nroutes; i++)
         free(w.consumer_tags[i]);
     free(w.consumer_tags);
+    free(w.poison);
     wr_runner_stop(w.runner);
     wr_plugins_unload(w.plugins);
     close(sigpipe_fds[0]);

@@ -230,22 +230,40 @@ Test(lifecycle, workers_follow_a_killed_supervisor)
 }
 
 /* A handler that crashes costs its worker, which is replaced; the death is
- * one log line naming what it was running.  (The message itself is
- * redelivered; poison-message limits are not part of this test.) */
-Test(lifecycle, crash_is_logged_with_what_it_ran)
+ * one log line naming what it was running.  After max_attempts deaths the
+ * message is refused: the caller gets an error saying why, the message
+ * leaves the queue, and the pool goes on serving. */
+Test(lifecycle, poison_message_is_refused_after_max_attempts)
 {
     wr_test_warren w = {0};
     wr_client *c;
-    char err[256];
+    char *reply, args[512], *out;
     const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"test.crash\",\"id\":1}";
+    char *argv[] = {"warren", "-c", w.conf, "-o", "pool.max_attempts=2", NULL};
 
-    wr_test_warren_start(&w, 1, NULL, 1);
+    wr_test_warren_write_conf(&w, 1, NULL);
+    wr_test_warren_spawn(&w, argv, NULL);
+    cr_assert(wr_test_log_wait(&w, "ready: ", 1, 30000));
     c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
-    cr_assert_eq(wr_client_publish(c, "", w.queue, body, strlen(body), "boom", 0, err, sizeof err),
-                 0);
-    cr_assert(wr_test_log_wait(&w, "while running test.crash (route rpc, id boom)", 1, 10000),
-              "no death line naming the request:\n%s", wr_test_log_read(&w));
-    cr_assert(wr_test_log_wait(&w, "consuming from", 2, 10000), "the worker was not replaced");
+    reply = wr_test_rpc(c, w.queue, body, "boom", 20000);
+    cr_assert_not_null(reply, "no error reply for the poison message:\n%s", wr_test_log_read(&w));
+    cr_assert(strstr(reply, "\"code\":-32603") && strstr(reply, "killed 2 workers"), "%s", reply);
+    free(reply);
+    cr_assert_eq(wr_test_log_count(&w, "while running test.crash (route rpc, id boom)"), 2, "%s",
+                 wr_test_log_read(&w));
+    cr_assert_eq(wr_test_log_count(&w, "refusing request boom"), 1);
+
+    /* Gone from the queue, and the pool answers the next call. */
+    snprintf(args, sizeof args,
+             "list_queues -q --no-table-headers name messages | awk '$1==\"%s\"{print $2}'",
+             w.queue);
+    out = wr_test_broker_ctl(args);
+    cr_assert_eq(atoi(out), 0, "the poison message is still queued");
+    free(out);
+    reply = wr_test_rpc(c, w.queue, "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":2}", "after",
+                        10000);
+    cr_assert_not_null(reply);
+    free(reply);
     wr_client_close(c);
     cr_assert_eq(wr_test_warren_stop(&w), 0);
 }

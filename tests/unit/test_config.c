@@ -114,6 +114,7 @@ static void expect_same(const wr_config *a, const wr_config *b)
     cr_expect_eq(a->prefetch, b->prefetch);
     cr_expect_eq(a->max_message_size, b->max_message_size);
     cr_expect_eq(a->shutdown_timeout, b->shutdown_timeout);
+    cr_expect_eq(a->max_attempts, b->max_attempts);
     expect_str_or_null(a->plugin_dir, b->plugin_dir);
     expect_words(a->plugins, a->nplugins, (const char *const *)b->plugins, b->nplugins);
     cr_assert_eq(a->nroutes, b->nroutes);
@@ -168,6 +169,7 @@ Test(config, minimal_config_gets_every_default)
     cr_expect_eq(cfg.prefetch, 1);
     cr_expect_eq(cfg.max_message_size, 1048576);
     cr_expect_eq(cfg.shutdown_timeout, 30);
+    cr_expect_eq(cfg.max_attempts, 3);
     cr_expect_null(cfg.plugin_dir);
     cr_expect_eq(cfg.nplugins, 0);
     cr_expect_null(cfg.plugins);
@@ -194,6 +196,7 @@ static const char full[] = "[broker]\n"
                            "prefetch = 65535\n"
                            "max_message_size = 128M\n"
                            "shutdown_timeout = 1\n"
+                           "max_attempts = 100\n"
                            "[plugins]\n"
                            "dir = /opt/warren/plugins\n"
                            "load = echo time\n"
@@ -221,12 +224,13 @@ Test(config, every_key_is_parsed)
     cr_expect_eq(cfg.prefetch, 65535);
     cr_expect_eq(cfg.max_message_size, 128L * 1024 * 1024);
     cr_expect_eq(cfg.shutdown_timeout, 1);
+    cr_expect_eq(cfg.max_attempts, 100);
     cr_expect_str_eq(cfg.plugin_dir, "/opt/warren/plugins");
     expect_words(cfg.plugins, cfg.nplugins, (const char *const[]){"echo", "time"}, 2);
     cr_assert_eq(cfg.nroutes, 1);
     r = &cfg.routes[0];
     cr_expect_str_eq(r->name, "rpc");
-    cr_expect_eq(r->line, 13);
+    cr_expect_eq(r->line, 14);
     cr_expect_str_eq(r->queue, "warren.rpc");
     cr_expect_eq(r->format, WR_FORMAT_JSONRPC);
     cr_expect_str_eq(r->exchange, "TestExchange");
@@ -635,6 +639,7 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "prefetch = 1\n"
                            "max_message_size = 1048576\n"
                            "shutdown_timeout = 30\n"
+                           "max_attempts = 3\n"
                            "\n"
                            "[plugins]\n"
                            "\n"
