@@ -226,6 +226,15 @@ static int setup_topology(worker *w)
                            amqp_empty_table);
         if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "queue.declare", err, sizeof err))
             goto fail_route;
+        /* A reply exchange that does not exist would make the broker
+         * close the channel at the first reply, after which the ack is
+         * lost and the request comes back forever: check it now. */
+        if (r->reply_exchange) {
+            amqp_exchange_declare(w->conn, CHANNEL, amqp_cstring_bytes(r->reply_exchange),
+                                  amqp_empty_bytes, 1 /* passive */, 0, 0, 0, amqp_empty_table);
+            if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "reply_exchange", err, sizeof err))
+                goto fail_route;
+        }
         for (size_t b = 0; b < r->nbindings; b++) {
             amqp_queue_bind(w->conn, CHANNEL, amqp_cstring_bytes(r->queue),
                             amqp_cstring_bytes(r->exchange), amqp_cstring_bytes(r->bindings[b]),
