@@ -25,6 +25,9 @@ for f in bin/warren bin/warren-call lib/warren/plugins/echo.so lib/warren/plugin
 done
 grep -q "^ExecStart=$prefix/bin/warren -c $prefix/etc/warren/warren.conf\$" \
     "$prefix/lib/systemd/system/warren.service" || fail "unit does not name the installed paths"
+if command -v systemd-analyze >/dev/null; then
+    systemd-analyze verify "$prefix/lib/systemd/system/warren.service" || fail "systemd-analyze verify"
+fi
 
 # The example config, with the installed (default) plugin dir.
 "$prefix/bin/warren" -c "$prefix/etc/warren/warren.conf" --check | grep -q "OK: .* echo time" ||
