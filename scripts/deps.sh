@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libuv1-dev libjansson-dev
-          libcriterion-dev libinih-dev rabbitmq-server procps clang-format git)
+          libcriterion-dev libinih-dev rabbitmq-server procps iproute2 clang-format git)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
