@@ -106,10 +106,16 @@ void wr_test_queue_name(char *buf, size_t len, const char *prefix)
     snprintf(buf, len, "%s.%d.%u", prefix, (int)getpid(), seq++);
 }
 
+/* Each warren under test gets a directory for its config and log, kept
+ * after the run for inspection: under $WARREN_TEST_TMPDIR (ctest points it
+ * into the build tree and empties it at the start of a run), else /tmp. */
 static void make_dir(wr_test_warren *w)
 {
-    snprintf(w->dir, sizeof w->dir, "/tmp/warren-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(w->dir));
+    const char *base = getenv("WARREN_TEST_TMPDIR");
+    if (base && *base)
+        mkdir(base, 0755);
+    snprintf(w->dir, sizeof w->dir, "%s/warren-test-XXXXXX", base && *base ? base : "/tmp");
+    cr_assert_not_null(mkdtemp(w->dir), "mkdtemp %s: %s", w->dir, strerror(errno));
     snprintf(w->conf, sizeof w->conf, "%s/warren.conf", w->dir);
     snprintf(w->log, sizeof w->log, "%s/warren.log", w->dir);
 }
