@@ -1,7 +1,7 @@
 /*
  * Broker connection loss costs nothing: the broker closes the workers'
  * connections (as on a node restart or a `rabbitmqctl close_connection`)
- * while one of them is inside a 4 s handler (rabbitmqctl itself takes
+ * while one of them is inside a 6 s handler (rabbitmqctl itself takes
  * about half a second per call, so a shorter one could finish first); the workers reconnect with
  * backoff, the interrupted request is redelivered and answered exactly
  * once, and requests sent meanwhile are answered too.
@@ -51,7 +51,7 @@ Test(reconnect, connection_loss_mid_request_loses_nothing, .timeout = 120)
     wr_test_warren w = {0};
     wr_client *c;
     char err[256];
-    const char *slow = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[4],\"id\":1}";
+    const char *slow = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[6],\"id\":1}";
     int answered_slow = 0, answered_echo = 0, tries;
 
     wr_test_warren_start(&w, 1, NULL, 1);
@@ -80,7 +80,7 @@ Test(reconnect, connection_loss_mid_request_loses_nothing, .timeout = 120)
                      wr_test_log_read(&w));
         if (strcmp(r.correlation_id, "slow") == 0) {
             answered_slow++;
-            cr_assert(strstr(r.body, "\"result\":4") != NULL, "%s", r.body);
+            cr_assert(strstr(r.body, "\"result\":6") != NULL, "%s", r.body);
         } else {
             answered_echo++;
         }
