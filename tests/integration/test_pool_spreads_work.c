@@ -41,6 +41,28 @@ Test(pool, four_workers_share_1000_concurrent_calls, .timeout = 180)
 
     wr_test_warren_start(&w, 4, NULL, 1);
     cr_assert_eq(broker_consumers(w.queue), 4, "the broker should list 4 consumers on %s", w.queue);
+    {
+        /* ps shows each worker by index and route. */
+        pid_t pids[8];
+        int seen = 0;
+        cr_assert_eq(wr_test_worker_pids(&w, pids, 8), 4);
+        for (int i = 0; i < 4; i++) {
+            char path[64], title[256] = "";
+            FILE *f;
+            snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pids[i]);
+            f = fopen(path, "r");
+            cr_assert_not_null(f);
+            cr_assert_gt(fread(title, 1, sizeof title - 1, f), 0);
+            fclose(f);
+            for (int k = 0; k < 4; k++) {
+                char want[64];
+                snprintf(want, sizeof want, "warren: worker %d (rpc)", k);
+                if (strcmp(title, want) == 0)
+                    seen |= 1 << k;
+            }
+        }
+        cr_assert_eq(seen, 0xf, "process titles are not warren: worker 0..3 (rpc)");
+    }
 
     /* 1,000 calls in flight at once: publish all, then collect. */
     c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
