@@ -163,16 +163,10 @@ static void parse_args(int argc, char **argv, struct options *o)
         case 'p':
             o->params = optarg;
             break;
-        case 't': {
-            char *end;
-
-            errno = 0;
-            o->timeout_s = strtod(optarg, &end);
-            if (end == optarg || *end != '\0' || errno != 0 || !isfinite(o->timeout_s) ||
-                o->timeout_s <= 0 || o->timeout_s > MAX_TIMEOUT_S)
+        case 't':
+            if (wr_client_parse_seconds(optarg, MAX_TIMEOUT_S, &o->timeout_s) < 0)
                 usage_error("-t: expected a number of seconds greater than 0, got \"%s\"", optarg);
             break;
-        }
         case 'd':
             o->direct = 1;
             break;
