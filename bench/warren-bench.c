@@ -39,11 +39,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "client/cli.h"
 #include "client/rpc_client.h"
 #include "common/exitcodes.h"
 
-#define DEFAULT_URI "amqp://guest:guest@127.0.0.1:5672/"
-#define DEFAULT_QUEUE "warren.rpc"
 #define DEFAULT_CALLS 10000L
 #define DEFAULT_WINDOW 64L
 #define DEFAULT_METHOD "echo"
@@ -67,8 +66,8 @@ static void usage(FILE *f)
           "Keep WINDOW JSON-RPC calls in flight against QUEUE until CALLS have been\n"
           "answered, check every reply, and print throughput and latency.\n"
           "\n"
-          "  -u, --uri URI          broker (default: $WARREN_URI, else " DEFAULT_URI ")\n"
-          "  -q, --queue QUEUE      request queue (default: " DEFAULT_QUEUE ")\n"
+          "  -u, --uri URI          broker (default: $WARREN_URI, else " WR_CLI_DEFAULT_URI ")\n"
+          "  -q, --queue QUEUE      request queue (default: " WR_CLI_DEFAULT_QUEUE ")\n"
           "  -n, --calls CALLS      calls to make (default: 10000)\n"
           "  -c, --window WINDOW    calls in flight at once (default: 64)\n"
           "  -m, --method METHOD    method to call (default: " DEFAULT_METHOD ")\n"
@@ -84,19 +83,6 @@ static void usage(FILE *f)
           f);
 }
 
-static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("warren-bench: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    fputs(usage_line, stderr);
-    exit(WR_EXIT_USAGE);
-}
-
 struct options {
     const char *uri;
     const char *queue;
@@ -110,18 +96,6 @@ struct options {
     int json;
 };
 
-static long parse_count(const char *opt, const char *s, long max)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0 || v < 1 || v > max)
-        usage_error("%s: expected a number from 1 to %ld, got \"%s\"", opt, max, s);
-    return v;
-}
-
 static void parse_args(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
@@ -131,12 +105,12 @@ static void parse_args(int argc, char **argv, struct options *o)
         {"timeout", required_argument, NULL, 't'}, {"direct", no_argument, NULL, 'd'},
         {"label", required_argument, NULL, 'l'},   {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    const char *env = getenv("WARREN_URI");
     int ch;
 
     memset(o, 0, sizeof *o);
-    o->uri = (env != NULL && env[0] != '\0') ? env : DEFAULT_URI;
-    o->queue = DEFAULT_QUEUE;
+    wr_cli_init("warren-bench", usage_line);
+    o->uri = wr_cli_default_uri();
+    o->queue = WR_CLI_DEFAULT_QUEUE;
     o->calls = DEFAULT_CALLS;
     o->window = DEFAULT_WINDOW;
     o->method = DEFAULT_METHOD;
@@ -152,10 +126,10 @@ static void parse_args(int argc, char **argv, struct options *o)
             o->queue = optarg;
             break;
         case 'n':
-            o->calls = parse_count("-n", optarg, MAX_CALLS);
+            o->calls = wr_cli_count("-n", optarg, MAX_CALLS);
             break;
         case 'c':
-            o->window = parse_count("-c", optarg, MAX_WINDOW);
+            o->window = wr_cli_count("-c", optarg, MAX_WINDOW);
             break;
         case 'm':
             o->method = optarg;
@@ -164,8 +138,7 @@ static void parse_args(int argc, char **argv, struct options *o)
             o->params = optarg;
             break;
         case 't':
-            if (wr_client_parse_seconds(optarg, MAX_TIMEOUT_S, &o->timeout_s) < 0)
-                usage_error("-t: expected a number of seconds greater than 0, got \"%s\"", optarg);
+            o->timeout_s = wr_cli_seconds("-t", optarg, MAX_TIMEOUT_S);
             break;
         case 'd':
             o->direct = 1;
@@ -179,18 +152,14 @@ static void parse_args(int argc, char **argv, struct options *o)
         case 'h':
             usage(stdout);
             exit(WR_EXIT_OK);
-        case ':':
-            usage_error("option %s needs an argument", argv[optind - 1]);
         default:
-            if (optopt != 0)
-                usage_error("unknown option -%c", optopt);
-            usage_error("unknown option %s", argv[optind - 1]);
+            wr_cli_bad_option(ch, argv);
         }
     }
     if (optind < argc)
-        usage_error("unexpected argument \"%s\"", argv[optind]);
+        wr_cli_usage_error("unexpected argument \"%s\"", argv[optind]);
     if (o->method[0] == '\0')
-        usage_error("-m: METHOD is empty");
+        wr_cli_usage_error("-m: METHOD is empty");
     if (o->label == NULL)
         o->label = o->queue;
 }
@@ -239,15 +208,15 @@ static void build_prefix(struct run *r)
 
     r->params = json_loads(r->o->params, JSON_DECODE_ANY, &jerr);
     if (r->params == NULL)
-        usage_error("-p: not valid JSON: %s (column %d)", jerr.text, jerr.column);
+        wr_cli_usage_error("-p: not valid JSON: %s (column %d)", jerr.text, jerr.column);
     if (!json_is_array(r->params) && !json_is_object(r->params))
-        usage_error("-p: PARAMS_JSON must be a JSON array or object");
+        wr_cli_usage_error("-p: PARAMS_JSON must be a JSON array or object");
     req =
         json_pack("{s:s, s:s, s:O}", "jsonrpc", "2.0", "method", r->o->method, "params", r->params);
     text = req ? json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(req);
     if (text == NULL)
-        usage_error("-m: cannot encode the request (is METHOD valid UTF-8?)");
+        wr_cli_usage_error("-m: cannot encode the request (is METHOD valid UTF-8?)");
     /* Swap the closing brace for the id key: {"jsonrpc":...,"params":P,"id": */
     len = strlen(text);
     r->prefix = malloc(len + sizeof ",\"id\":");

@@ -596,16 +596,3 @@ void wr_client_close(wr_client *c)
     free(c->reply_queue);
     free(c);
 }
-
-int wr_client_parse_seconds(const char *text, double max, double *out)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(text, &end);
-    if (end == text || *end != '\0' || errno != 0 || !isfinite(v) || v <= 0 || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}

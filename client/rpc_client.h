@@ -90,8 +90,4 @@ void wr_client_reply_free(wr_client_reply *reply);
  * C.  NULL is fine. */
 void wr_client_close(wr_client *c);
 
-/* Parse a command-line timeout: a number of seconds, fractions allowed,
- * greater than 0 and at most MAX.  0 with *OUT set, or -1. */
-int wr_client_parse_seconds(const char *text, double max, double *out);
-
 #endif

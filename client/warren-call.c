@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/cli.h"
 #include "client/rpc_client.h"
 #include "common/exitcodes.h"
 
@@ -37,8 +38,6 @@
 #define WARREN_VERSION "unknown"
 #endif
 
-#define DEFAULT_URI "amqp://guest:guest@127.0.0.1:5672/"
-#define DEFAULT_QUEUE "warren.rpc"
 #define DEFAULT_TIMEOUT_S 10.0
 #define MAX_TIMEOUT_S 2000000.0 /* fits an int of milliseconds */
 
@@ -58,9 +57,9 @@ static void usage(FILE *f)
           "its result as compact JSON.\n"
           "\n"
           "  -u, --uri URI           broker to use (default: $WARREN_URI, else\n"
-          "                          " DEFAULT_URI ")\n"
+          "                          " WR_CLI_DEFAULT_URI ")\n"
           "  -q, --queue QUEUE       publish to QUEUE via the default exchange\n"
-          "                          (default: " DEFAULT_QUEUE ")\n"
+          "                          (default: " WR_CLI_DEFAULT_QUEUE ")\n"
           "  -x, --exchange EXCHANGE publish to EXCHANGE instead ...\n"
           "  -k, --key KEY           ... with routing key KEY (both needed)\n"
           "  -t, --timeout SECONDS   how long to wait for the reply (default: 10;\n"
@@ -78,21 +77,6 @@ static void usage(FILE *f)
           "2 no reply in time; 64 bad usage; 69 broker unreachable or request\n"
           "not routable; 76 malformed reply.\n",
           f);
-}
-
-/* A usage error: say what is wrong, point at --help, exit 64. */
-static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("warren-call: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    fputs(usage_line, stderr);
-    fputs("Try 'warren-call --help' for more.\n", stderr);
-    exit(WR_EXIT_USAGE);
 }
 
 struct options {
@@ -115,11 +99,11 @@ static void parse_args(int argc, char **argv, struct options *o)
         {"timeout", required_argument, NULL, 't'},  {"notify", no_argument, NULL, 'n'},
         {"direct", no_argument, NULL, 'd'},         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},        {NULL, 0, NULL, 0}};
-    const char *env = getenv("WARREN_URI");
     int ch;
 
     memset(o, 0, sizeof *o);
-    o->uri = (env != NULL && env[0] != '\0') ? env : DEFAULT_URI;
+    wr_cli_init("warren-call", usage_line);
+    o->uri = wr_cli_default_uri();
     o->timeout_s = DEFAULT_TIMEOUT_S;
     opterr = 0; /* our own messages */
     while ((ch = getopt_long(argc, argv, ":u:q:x:k:t:hV", longopts, NULL)) != -1) {
@@ -137,8 +121,7 @@ static void parse_args(int argc, char **argv, struct options *o)
             o->key = optarg;
             break;
         case 't':
-            if (wr_client_parse_seconds(optarg, MAX_TIMEOUT_S, &o->timeout_s) < 0)
-                usage_error("-t: expected a number of seconds greater than 0, got \"%s\"", optarg);
+            o->timeout_s = wr_cli_seconds("-t", optarg, MAX_TIMEOUT_S);
             break;
         case 'n':
             o->notify = 1;
@@ -152,29 +135,25 @@ static void parse_args(int argc, char **argv, struct options *o)
         case 'V':
             printf("warren-call %s\n", WARREN_VERSION);
             exit(WR_EXIT_OK);
-        case ':':
-            usage_error("option %s needs an argument", argv[optind - 1]);
         default:
-            if (optopt != 0)
-                usage_error("unknown option -%c", optopt);
-            usage_error("unknown option %s", argv[optind - 1]);
+            wr_cli_bad_option(ch, argv);
         }
     }
 
     if (o->queue != NULL && (o->exchange != NULL || o->key != NULL))
-        usage_error("-q cannot be combined with -x/-k");
+        wr_cli_usage_error("-q cannot be combined with -x/-k");
     if ((o->exchange == NULL) != (o->key == NULL))
-        usage_error("-x EXCHANGE and -k KEY go together");
+        wr_cli_usage_error("-x EXCHANGE and -k KEY go together");
     if (o->queue == NULL && o->exchange == NULL)
-        o->queue = DEFAULT_QUEUE;
+        o->queue = WR_CLI_DEFAULT_QUEUE;
 
     if (optind >= argc)
-        usage_error("missing METHOD");
+        wr_cli_usage_error("missing METHOD");
     if (argc - optind > 2)
-        usage_error("too many arguments (quote PARAMS_JSON as one argument)");
+        wr_cli_usage_error("too many arguments (quote PARAMS_JSON as one argument)");
     o->method = argv[optind];
     if (o->method[0] == '\0')
-        usage_error("METHOD is empty");
+        wr_cli_usage_error("METHOD is empty");
     o->params = optind + 1 < argc ? argv[optind + 1] : NULL;
 }
 
@@ -213,12 +192,13 @@ static char *build_request(const struct options *o, const char *id)
     if (o->params != NULL) {
         params = json_loads(o->params, JSON_DECODE_ANY, &jerr);
         if (params == NULL)
-            usage_error("PARAMS_JSON is not valid JSON: %s (column %d)", jerr.text, jerr.column);
+            wr_cli_usage_error("PARAMS_JSON is not valid JSON: %s (column %d)", jerr.text,
+                               jerr.column);
         if (!json_is_array(params) && !json_is_object(params)) {
             const char *kind = json_kind(params);
 
             json_decref(params);
-            usage_error("PARAMS_JSON must be a JSON array or object, got %s", kind);
+            wr_cli_usage_error("PARAMS_JSON must be a JSON array or object, got %s", kind);
         }
     }
     req = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", o->method);

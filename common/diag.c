@@ -5,20 +5,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/xalloc.h"
+
 void wr_diag_add(wr_diag *d, const char *fmt, ...)
 {
     va_list ap;
     char *msg = NULL;
-    char **grown;
+    int n;
 
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        abort();
+    n = vasprintf(&msg, fmt, ap);
     va_end(ap);
-    grown = realloc(d->msgs, (d->n + 1) * sizeof *grown);
-    if (!grown)
-        abort();
-    d->msgs = grown;
+    if (n < 0)
+        msg = wr_xstrdup("(out of memory formatting a message)");
+    d->msgs = wr_xrealloc(d->msgs, (d->n + 1) * sizeof *d->msgs);
     d->msgs[d->n++] = msg;
 }
 

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 /* The descriptor must reach at least to the last field this loader reads;
  * a later minor version may make it longer, never shorter. */
@@ -56,22 +57,6 @@ struct wr_plugins {
     wr_method_ref *methods; /* sorted by name for bsearch; owned */
     size_t nmethods;
 };
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p)
-        abort();
-    return p;
-}
 
 /* ---- services offered to plugins (warren_host) ------------------------ */
 
@@ -127,15 +112,15 @@ static void copy_section(struct plugin *pl, const wr_config *cfg)
             n += cfg->plugin_sections[s].nitems;
     if (n == 0)
         return;
-    pl->items = xcalloc(n, sizeof *pl->items);
+    pl->items = wr_xcalloc(n, sizeof *pl->items);
     for (size_t s = 0; s < cfg->nplugin_sections; s++) {
         const wr_plugin_section *sec = &cfg->plugin_sections[s];
         if (strcmp(sec->name, pl->name) != 0)
             continue;
         for (size_t i = 0; i < sec->nitems; i++) {
             wr_kv *kv = &pl->items[pl->nitems++];
-            kv->key = xstrdup(sec->items[i].key);
-            kv->value = xstrdup(sec->items[i].value);
+            kv->key = wr_xstrdup(sec->items[i].key);
+            kv->value = wr_xstrdup(sec->items[i].value);
             kv->line = sec->items[i].line;
         }
     }
@@ -258,7 +243,7 @@ static int open_plugin(struct plugin *pl, const char *dir, const char *name, wr_
         wr_diag_add(diag, "plugin %s: a plugin name must be non-empty and without '/'", name);
         return -1;
     }
-    pl->name = xstrdup(name);
+    pl->name = wr_xstrdup(name);
     if (asprintf(&pl->path, "%s/%s.so", dir, name) < 0)
         abort();
 
@@ -323,7 +308,7 @@ static void build_method_table(wr_plugins *p)
     for (size_t i = 0; i < p->n; i++)
         for (const warren_method *m = p->plugins[i].desc->methods; m->name; m++)
             n++;
-    p->methods = xcalloc(n, sizeof *p->methods);
+    p->methods = wr_xcalloc(n, sizeof *p->methods);
     for (size_t i = 0; i < p->n; i++) {
         struct plugin *pl = &p->plugins[i];
         for (const warren_method *m = pl->desc->methods; m->name; m++) {
@@ -362,11 +347,11 @@ static int init_plugin(struct plugin *pl, wr_diag *diag)
 int wr_plugins_load(wr_plugins **out, const char *dir, char *const *names, size_t nnames,
                     const wr_config *cfg, wr_diag *diag)
 {
-    wr_plugins *p = xcalloc(1, sizeof *p);
+    wr_plugins *p = wr_xcalloc(1, sizeof *p);
     int failed = 0;
 
     *out = NULL;
-    p->plugins = xcalloc(nnames, sizeof *p->plugins);
+    p->plugins = wr_xcalloc(nnames, sizeof *p->plugins);
 
     /* Pass 1: open and check all, reporting every problem. */
     for (size_t i = 0; i < nnames; i++) {

@@ -42,6 +42,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+#include "common/xalloc.h"
+
 /* inih's line buffer holds INI_MAX_LINE bytes with the newline and NUL.
  * wr_config_write() must produce lines that fit, so values are held to
  * the same limit wherever they come from. */
@@ -52,17 +55,24 @@
 #define PLUGIN_NAME_CHARS "_-"
 #define PLUGIN_KEY_CHARS "_.-"
 
-enum type { T_STRING, T_INT, T_SIZE, T_LIST, T_FORMAT };
+enum type { T_STRING, T_INT, T_SIZE, T_LIST, T_CHOICE };
+
+/* One accepted word of a T_CHOICE key and the int it is stored as. */
+struct choice {
+    const char *name;
+    int value;
+};
 
 struct key {
     const char *section; /* "broker", "pool", "plugins"; "route" for each [route NAME] */
     const char *name;
     enum type type;
-    size_t offset;          /* into wr_config, or into wr_route for "route" */
-    size_t count_offset;    /* T_LIST: where the number of words goes */
-    long min, max;          /* T_INT, T_SIZE */
-    const char *def;        /* default as written in the file; NULL: none */
-    const char *word_chars; /* T_LIST: what a word may hold besides [A-Za-z0-9]; NULL: any */
+    size_t offset;                /* into wr_config, or into wr_route for "route" */
+    size_t count_offset;          /* T_LIST: where the number of words goes */
+    long min, max;                /* T_INT, T_SIZE */
+    const char *def;              /* default as written in the file; NULL: none */
+    const char *word_chars;       /* T_LIST: what a word may hold besides [A-Za-z0-9]; NULL: any */
+    const struct choice *choices; /* T_CHOICE: the accepted words, ended by {NULL} */
 };
 
 #define C(field) offsetof(wr_config, field)
@@ -71,40 +81,47 @@ struct key {
 #define MiB (1024L * KiB)
 #define GiB (1024L * MiB)
 
+/* Message formats a route may speak: adding one is one line here (and its
+ * value in wr_format). */
+static const struct choice formats[] = {
+    {"jsonrpc", WR_FORMAT_JSONRPC},
+    {NULL, 0},
+};
+
+static const struct choice log_levels[] = {
+    {"error", WR_LOG_ERROR},
+    {"warn", WR_LOG_WARN},
+    {"info", WR_LOG_INFO},
+    {"debug", WR_LOG_DEBUG},
+    {NULL, 0},
+};
+
 /* The fixed keys.  Keep each section's keys together: wr_config_write()
  * writes them in this order, one header per run. */
 static const struct key keys[] = {
-    /* section, key, type, offset, count, min, max, default, word chars */
-    {"broker", "uri", T_STRING, C(broker_uri), 0, 0, 0, "amqp://guest:guest@127.0.0.1:5672/", NULL},
-    {"broker", "heartbeat", T_INT, C(heartbeat), 0, 0, 3600, "30", NULL},
-    {"broker", "connect_timeout", T_INT, C(connect_timeout), 0, 1, 600, "10", NULL},
-    {"pool", "workers", T_INT, C(workers), 0, 1, 1024, "4", NULL},
-    {"pool", "prefetch", T_INT, C(prefetch), 0, 1, 65535, "1", NULL},
-    {"pool", "max_message_size", T_SIZE, C(max_message_size), 0, KiB, 128 * MiB, "1M", NULL},
-    {"pool", "shutdown_timeout", T_INT, C(shutdown_timeout), 0, 1, 3600, "30", NULL},
-    {"pool", "max_attempts", T_INT, C(max_attempts), 0, 1, 100, "3", NULL},
-    {"plugins", "dir", T_STRING, C(plugin_dir), 0, 0, 0, NULL, NULL},
-    {"plugins", "load", T_LIST, C(plugins), C(nplugins), 0, 0, NULL, PLUGIN_NAME_CHARS},
-    {"route", "queue", T_STRING, R(queue), 0, 0, 0, NULL, NULL},
-    {"route", "format", T_FORMAT, R(format), 0, 0, 0, "jsonrpc", NULL},
-    {"route", "exchange", T_STRING, R(exchange), 0, 0, 0, NULL, NULL},
-    {"route", "bindings", T_LIST, R(bindings), R(nbindings), 0, 0, NULL, NULL},
-    {"route", "reply_exchange", T_STRING, R(reply_exchange), 0, 0, 0, NULL, NULL},
-    {"route", "reply_prefix", T_STRING, R(reply_prefix), 0, 0, 0, NULL, NULL},
+    /* section, key, type, offset, count, min, max, default, word chars, choices */
+    {"broker", "uri", T_STRING, C(broker_uri), 0, 0, 0, "amqp://guest:guest@127.0.0.1:5672/", NULL,
+     NULL},
+    {"broker", "heartbeat", T_INT, C(heartbeat), 0, 0, 3600, "30", NULL, NULL},
+    {"broker", "connect_timeout", T_INT, C(connect_timeout), 0, 1, 600, "10", NULL, NULL},
+    {"pool", "workers", T_INT, C(workers), 0, 1, 1024, "4", NULL, NULL},
+    {"pool", "prefetch", T_INT, C(prefetch), 0, 1, 65535, "1", NULL, NULL},
+    {"pool", "max_message_size", T_SIZE, C(max_message_size), 0, KiB, 128 * MiB, "1M", NULL, NULL},
+    {"pool", "shutdown_timeout", T_INT, C(shutdown_timeout), 0, 1, 3600, "30", NULL, NULL},
+    {"pool", "max_attempts", T_INT, C(max_attempts), 0, 1, 100, "3", NULL, NULL},
+    {"plugins", "dir", T_STRING, C(plugin_dir), 0, 0, 0, NULL, NULL, NULL},
+    {"plugins", "load", T_LIST, C(plugins), C(nplugins), 0, 0, NULL, PLUGIN_NAME_CHARS, NULL},
+    {"log", "level", T_CHOICE, C(log_level), 0, 0, 0, "info", NULL, log_levels},
+    {"route", "queue", T_STRING, R(queue), 0, 0, 0, NULL, NULL, NULL},
+    {"route", "format", T_CHOICE, R(format), 0, 0, 0, "jsonrpc", NULL, formats},
+    {"route", "exchange", T_STRING, R(exchange), 0, 0, 0, NULL, NULL, NULL},
+    {"route", "bindings", T_LIST, R(bindings), R(nbindings), 0, 0, NULL, NULL, NULL},
+    {"route", "reply_exchange", T_STRING, R(reply_exchange), 0, 0, 0, NULL, NULL, NULL},
+    {"route", "reply_prefix", T_STRING, R(reply_prefix), 0, 0, 0, NULL, NULL, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-/* Message formats a route may speak: adding one is one line here (and its
- * value in wr_format). */
-static const struct {
-    const char *name;
-    wr_format value;
-} formats[] = {
-    {"jsonrpc", WR_FORMAT_JSONRPC},
-};
-#define NFORMATS (sizeof formats / sizeof formats[0])
-
-static const char *const fixed_sections[] = {"broker", "pool", "plugins"};
+static const char *const fixed_sections[] = {"broker", "pool", "plugins", "log"};
 #define NFIXED (sizeof fixed_sections / sizeof fixed_sections[0])
 
 struct route_given {
@@ -130,19 +147,6 @@ struct load {
     struct route_given *routes; /* parallel to cfg->routes */
     bool saw_route_header;      /* even a bad one: no "no route" on top */
 };
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p)
-        abort(); /* as wr_diag_add: no recovering from OOM at config time */
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    return strcpy(xrealloc(NULL, strlen(s) + 1), s);
-}
 
 static void problem(struct load *l, int loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -295,7 +299,7 @@ static const char *size_text(long n, char *buf, size_t len)
  * (if the key says so) and appear once.  Replaces the list on success. */
 static void set_list(struct load *l, const struct key *k, char *base, const char *value, int loc)
 {
-    char *copy = xstrdup(value), *save = NULL, **words = NULL;
+    char *copy = wr_xstrdup(value), *save = NULL, **words = NULL;
     size_t n = 0;
     bool ok = true;
 
@@ -311,8 +315,8 @@ static void set_list(struct load *l, const struct key *k, char *base, const char
             problem(l, loc, "%s: \"%s\" listed twice", k->name, w);
             ok = false;
         } else {
-            words = xrealloc(words, (n + 1) * sizeof *words);
-            words[n++] = xstrdup(w);
+            words = wr_xrealloc(words, (n + 1) * sizeof *words);
+            words[n++] = wr_xstrdup(w);
         }
     }
     free(copy);
@@ -325,19 +329,19 @@ static void set_list(struct load *l, const struct key *k, char *base, const char
     *(size_t *)(base + k->count_offset) = n;
 }
 
-static void set_format(struct load *l, const struct key *k, char *base, const char *value, int loc)
+static void set_choice(struct load *l, const struct key *k, char *base, const char *value, int loc)
 {
     char accepted[256] = "";
 
-    for (size_t i = 0; i < NFORMATS; i++) {
-        if (!strcmp(formats[i].name, value)) {
-            *(wr_format *)(base + k->offset) = formats[i].value;
+    for (const struct choice *c = k->choices; c->name; c++) {
+        if (!strcmp(c->name, value)) {
+            *(int *)(base + k->offset) = c->value;
             return;
         }
         snprintf(accepted + strlen(accepted), sizeof accepted - strlen(accepted), "%s%s",
-                 i ? ", " : "", formats[i].name);
+                 c == k->choices ? "" : ", ", c->name);
     }
-    problem(l, loc, "%s: unknown format \"%s\" (accepted: %s)", k->name, value, accepted);
+    problem(l, loc, "%s: expected one of %s, got \"%s\"", k->name, accepted, value);
 }
 
 /* Parse VALUE for key K into the struct at BASE, replacing what was there;
@@ -354,7 +358,7 @@ static void set_value(struct load *l, const struct key *k, char *base, const cha
             return;
         }
         free_field(k, base);
-        *(char **)(base + k->offset) = xstrdup(value);
+        *(char **)(base + k->offset) = wr_xstrdup(value);
         return;
     case T_INT:
         if (!parse_long(value, &n) || n < k->min || n > k->max) {
@@ -378,8 +382,8 @@ static void set_value(struct load *l, const struct key *k, char *base, const cha
     case T_LIST:
         set_list(l, k, base, value, loc);
         return;
-    case T_FORMAT:
-        set_format(l, k, base, value, loc);
+    case T_CHOICE:
+        set_choice(l, k, base, value, loc);
         return;
     }
 }
@@ -404,15 +408,15 @@ static void set_plugin_key(struct load *l, const char *name, const char *value, 
                     kv->line);
         } else {
             free(kv->value);
-            kv->value = xstrdup(value);
+            kv->value = wr_xstrdup(value);
             kv->line = loc > 0 ? loc : 0;
         }
         return;
     }
-    p->items = xrealloc(p->items, (p->nitems + 1) * sizeof *p->items);
+    p->items = wr_xrealloc(p->items, (p->nitems + 1) * sizeof *p->items);
     kv = &p->items[p->nitems++];
-    kv->key = xstrdup(name);
-    kv->value = xstrdup(value);
+    kv->key = wr_xstrdup(name);
+    kv->value = wr_xstrdup(value);
     kv->line = loc > 0 ? loc : 0;
 }
 
@@ -497,20 +501,20 @@ static void open_named(struct load *l, bool route, const char *arg, int loc, boo
         return;
     }
     if (route) {
-        cfg->routes = xrealloc(cfg->routes, (n + 1) * sizeof *cfg->routes);
-        l->routes = xrealloc(l->routes, (n + 1) * sizeof *l->routes);
+        cfg->routes = wr_xrealloc(cfg->routes, (n + 1) * sizeof *cfg->routes);
+        l->routes = wr_xrealloc(l->routes, (n + 1) * sizeof *l->routes);
         memset(&cfg->routes[n], 0, sizeof cfg->routes[n]);
         memset(&l->routes[n], 0, sizeof l->routes[n]);
-        cfg->routes[n].name = xstrdup(arg);
+        cfg->routes[n].name = wr_xstrdup(arg);
         cfg->routes[n].line = loc > 0 ? loc : 0;
         l->routes[n].header = loc;
         cfg->nroutes++;
         l->in = IN_ROUTE;
     } else {
         cfg->plugin_sections =
-            xrealloc(cfg->plugin_sections, (n + 1) * sizeof *cfg->plugin_sections);
+            wr_xrealloc(cfg->plugin_sections, (n + 1) * sizeof *cfg->plugin_sections);
         memset(&cfg->plugin_sections[n], 0, sizeof cfg->plugin_sections[n]);
-        cfg->plugin_sections[n].name = xstrdup(arg);
+        cfg->plugin_sections[n].name = wr_xstrdup(arg);
         cfg->plugin_sections[n].line = loc > 0 ? loc : 0;
         cfg->nplugin_sections++;
         l->in = IN_PLUGIN;
@@ -641,7 +645,7 @@ static void apply_override(struct load *l, size_t i)
         problem(l, loc, "expected SECTION.KEY=VALUE");
         return;
     }
-    copy = xstrdup(l->overrides[i]);
+    copy = wr_xstrdup(l->overrides[i]);
     copy[eq - l->overrides[i]] = '\0';
     value = trim(copy + (eq - l->overrides[i]) + 1);
     dot = strrchr(copy, '.');
@@ -754,8 +758,8 @@ int wr_config_load_string(wr_config *cfg, const char *name, const char *text,
                           const char *const *overrides, size_t noverrides, wr_diag *diag)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->path = xstrdup(name);
-    return load(cfg, xstrdup(text), overrides, noverrides, diag);
+    cfg->path = wr_xstrdup(name);
+    return load(cfg, wr_xstrdup(text), overrides, noverrides, diag);
 }
 
 int wr_config_load(wr_config *cfg, const char *path, const char *const *overrides,
@@ -773,7 +777,7 @@ int wr_config_load(wr_config *cfg, const char *path, const char *const *override
     }
     do {
         if (len + 1 >= cap)
-            text = xrealloc(text, cap = cap ? 2 * cap : 4096);
+            text = wr_xrealloc(text, cap = cap ? 2 * cap : 4096);
         got = fread(text + len, 1, cap - len - 1, f);
         len += got;
     } while (got > 0);
@@ -785,7 +789,7 @@ int wr_config_load(wr_config *cfg, const char *path, const char *const *override
         return -1;
     }
     fclose(f);
-    cfg->path = xstrdup(path);
+    cfg->path = wr_xstrdup(path);
     return load(cfg, text, overrides, noverrides, diag);
 }
 
@@ -816,10 +820,10 @@ static void write_value(FILE *out, const struct key *k, const char *base)
         fputc('\n', out);
         break;
     }
-    case T_FORMAT:
-        for (size_t i = 0; i < NFORMATS; i++)
-            if (formats[i].value == *(const wr_format *)field)
-                fprintf(out, "%s = %s\n", k->name, formats[i].name);
+    case T_CHOICE:
+        for (const struct choice *c = k->choices; c->name; c++)
+            if (c->value == *(const int *)field)
+                fprintf(out, "%s = %s\n", k->name, c->name);
         break;
     }
 }

@@ -1,13 +1,13 @@
 /*
  * warren's configuration: parsed once from an INI file (inih), validated
- * whole, then handed around read-only.  A reload builds a second wr_config
- * beside the first and swaps.
+ * whole, then handed around read-only.
  *
  * Sections and keys (config/warren.conf documents each one):
  *   [broker]  uri, heartbeat, connect_timeout
  *   [pool]    workers, prefetch, max_message_size, shutdown_timeout,
  *             max_attempts
  *   [plugins] dir, load
+ *   [log]     level
  *   [route NAME]  queue, format, exchange, bindings, reply_exchange,
  *                 reply_prefix            (one or more routes)
  *   [plugin NAME] any keys; passed to plugin NAME's init()
@@ -23,10 +23,10 @@
 typedef enum wr_format { WR_FORMAT_JSONRPC = 0 } wr_format;
 
 typedef struct wr_route {
-    char *name;  /* from "[route NAME]" */
-    int line;    /* line of the section header, for messages */
-    char *queue; /* durable queue, declared by warren; required */
-    wr_format format;
+    char *name;      /* from "[route NAME]" */
+    int line;        /* line of the section header, for messages */
+    char *queue;     /* durable queue, declared by warren; required */
+    int format;      /* a wr_format */
     char *exchange;  /* NULL: no binding */
     char **bindings; /* binding keys, owned; nbindings may be 0 */
     size_t nbindings;
@@ -68,6 +68,8 @@ typedef struct wr_config {
 
     wr_route *routes; /* at least one */
     size_t nroutes;
+
+    int log_level; /* WR_LOG_ERROR..WR_LOG_DEBUG (common/log.h); default info */
 
     wr_plugin_section *plugin_sections;
     size_t nplugin_sections;

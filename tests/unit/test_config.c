@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "config/config.h"
 
 #define MINIMAL "[route rpc]\nqueue = q\n"
@@ -115,6 +116,7 @@ static void expect_same(const wr_config *a, const wr_config *b)
     cr_expect_eq(a->max_message_size, b->max_message_size);
     cr_expect_eq(a->shutdown_timeout, b->shutdown_timeout);
     cr_expect_eq(a->max_attempts, b->max_attempts);
+    cr_expect_eq(a->log_level, b->log_level);
     expect_str_or_null(a->plugin_dir, b->plugin_dir);
     expect_words(a->plugins, a->nplugins, (const char *const *)b->plugins, b->nplugins);
     cr_assert_eq(a->nroutes, b->nroutes);
@@ -384,7 +386,29 @@ Test(config, number_error_names_key_range_and_value)
 Test(config, unknown_format_lists_the_accepted_ones)
 {
     expect_errors(MINIMAL "format = raw\n",
-                  "warren.conf:3: format: unknown format \"raw\" (accepted: jsonrpc)\n");
+                  "warren.conf:3: format: expected one of jsonrpc, got \"raw\"\n");
+}
+
+Test(config, log_level_defaults_to_info_and_takes_each_word)
+{
+    static const struct {
+        const char *word;
+        int level;
+    } levels[] = {{"error", WR_LOG_ERROR}, {"warn", WR_LOG_WARN}, {"debug", WR_LOG_DEBUG}};
+    wr_config cfg;
+    char text[256];
+
+    load_ok(&cfg, MINIMAL, NULL, 0);
+    cr_expect_eq(cfg.log_level, WR_LOG_INFO);
+    wr_config_free(&cfg);
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        snprintf(text, sizeof text, "[log]\nlevel = %s\n" MINIMAL, levels[i].word);
+        load_ok(&cfg, text, NULL, 0);
+        cr_expect_eq(cfg.log_level, levels[i].level, "level = %s", levels[i].word);
+        wr_config_free(&cfg);
+    }
+    expect_errors("[log]\nlevel = loud\n" MINIMAL,
+                  "warren.conf:2: level: expected one of error, warn, info, debug, got \"loud\"\n");
 }
 
 Test(config, key_given_twice_points_at_both_lines)
@@ -643,6 +667,9 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "\n"
                            "[plugins]\n"
                            "\n"
+                           "[log]\n"
+                           "level = info\n"
+                           "\n"
                            "[route rpc]\n"
                            "queue = q\n"
                            "format = jsonrpc\n");
@@ -652,7 +679,8 @@ Test(config, write_gives_plain_ini_with_every_value)
 
 Test(config, write_then_load_gives_an_equal_config)
 {
-    const char *ov[] = {"route.extra.queue=extra.q", "plugin.new.k=v", "pool.workers=7"};
+    const char *ov[] = {"route.extra.queue=extra.q", "plugin.new.k=v", "pool.workers=7",
+                        "log.level=debug"};
     wr_config a, b;
     char *text, *again;
 

@@ -1,9 +1,11 @@
 /*
- * warren's command line.  One binary, three modes:
+ * warren's entry point and command line.  One binary, three modes:
  *   warren -c FILE [-o SECTION.KEY=VALUE]...          the supervisor
  *   warren -c FILE [-o ...] --check                   validate and exit
  *   warren --worker N   (internal: started by the supervisor, config on
- *                        stdin, status pipe on fd 3)
+ *                        stdin, status pipe on fd 3; see worker/boot.c)
+ * This file only parses the command line and finds the default config and
+ * plugin dir beside the binary; each mode lives with its module.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,7 +18,6 @@
 
 #include "common/diag.h"
 #include "common/exitcodes.h"
-#include "common/ipc.h"
 #include "common/log.h"
 #include "common/plugin_loader.h"
 #include "config/config.h"
@@ -43,7 +44,7 @@ static void usage(FILE *out)
             "Signals: TERM/INT stop gracefully (requests in hand are finished).\n");
 }
 
-/* Directory of our own binary (malloc'd), or NULL. */
+/* The path of our own binary (malloc'd), or NULL. */
 static char *exe_path(void)
 {
     char buf[PATH_MAX];
@@ -54,7 +55,9 @@ static char *exe_path(void)
     return strdup(buf);
 }
 
-/* EXE_DIR/../REL, canonical when it exists.  malloc'd. */
+/* EXE_DIR/../REL, canonical when it exists: our binary lives in PREFIX/bin
+ * (or BUILD/bin, which mirrors it), so this finds PREFIX/REL.  malloc'd,
+ * or NULL out of memory. */
 static char *beside_exe(const char *exe, const char *rel)
 {
     char *copy = strdup(exe), *path = NULL, real[PATH_MAX];
@@ -68,114 +71,6 @@ static char *beside_exe(const char *exe, const char *rel)
         return strdup(real);
     }
     return path;
-}
-
-/* The plugin dir from the config, or the installed one: our binary lives
- * in PREFIX/bin (or BUILD/bin, which mirrors it), plugins in
- * PREFIX/lib/warren/plugins.  malloc'd. */
-static char *plugin_dir_for(const wr_config *cfg, const char *exe)
-{
-    if (cfg->plugin_dir)
-        return strdup(cfg->plugin_dir);
-    return beside_exe(exe, "lib/warren/plugins");
-}
-
-/*
- * Read the config the supervisor sends on stdin, up to the end-of-config
- * line (see common/ipc.h).  One byte at a time: what follows the marker
- * (commands) must stay unread for the worker, and a config is a few KiB
- * read once per worker start.  malloc'd; NULL on EOF before the marker.
- */
-static char *read_config_from_supervisor(void)
-{
-    static const char marker[] = "\n" WR_IPC_END_CONFIG "\n";
-    const size_t mlen = sizeof marker - 1;
-    size_t len = 1, cap = 8192;
-    char *buf = malloc(cap);
-
-    if (!buf)
-        return NULL;
-    buf[0] = '\n'; /* so a marker on the very first line matches too */
-    for (;;) {
-        ssize_t n;
-        if (len + 1 == cap) {
-            char *grown = realloc(buf, cap * 2);
-            if (!grown)
-                break;
-            buf = grown;
-            cap *= 2;
-        }
-        n = read(STDIN_FILENO, buf + len, 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len++;
-        if (len >= mlen && memcmp(buf + len - mlen, marker, mlen) == 0) {
-            len -= mlen - 1; /* keep the newline that ends the last line */
-            buf[len] = '\0';
-            memmove(buf, buf + 1, len); /* drop the leading newline */
-            return buf;
-        }
-    }
-    free(buf);
-    return NULL;
-}
-
-/*
- * Replace what `ps` shows for this process with TITLE, by rewriting the
- * argv strings in place (they are contiguous; the supervisor put the title
- * first, so the area is always large enough for it).
- */
-static void set_proctitle(int argc, char **argv, const char *title)
-{
-    char *start = argv[0];
-    char *end = argv[argc - 1] + strlen(argv[argc - 1]);
-    size_t room = (size_t)(end - start);
-    size_t n = strlen(title);
-
-    if (n > room)
-        n = room;
-    memmove(start, title, n);
-    memset(start + n, 0, room - n + 1);
-}
-
-static int run_worker(int argc, char **argv, const char *index_arg, const char *exe)
-{
-    wr_config cfg;
-    wr_diag diag = {0};
-    char ident[32], title[256];
-    char *text, *end, *dir;
-    long index = strtol(index_arg, &end, 10);
-    int rc;
-
-    if (*index_arg == '\0' || *end != '\0' || index < 0) {
-        fprintf(stderr, "warren: --worker needs a worker number\n");
-        return WR_EXIT_USAGE;
-    }
-    snprintf(ident, sizeof ident, "worker %ld", index);
-    wr_log_set_ident(ident);
-    snprintf(title, sizeof title, "%s", argv[0]);
-    set_proctitle(argc, argv, title);
-
-    text = read_config_from_supervisor();
-    if (!text) {
-        wr_error("cannot read the configuration from the supervisor");
-        return WR_EXIT_SOFTWARE;
-    }
-    rc = wr_config_load_string(&cfg, "<from supervisor>", text, NULL, 0, &diag);
-    free(text);
-    if (rc < 0) {
-        for (size_t i = 0; i < diag.n; i++)
-            wr_error("%s", diag.msgs[i]);
-        wr_diag_free(&diag);
-        return WR_EXIT_CONFIG;
-    }
-    dir = plugin_dir_for(&cfg, exe);
-    rc = wr_worker_main((int)index, &cfg, dir);
-    free(dir);
-    wr_config_free(&cfg);
-    return rc;
 }
 
 /* --check: the config, then the plugins (loaded and initialised in this
@@ -218,7 +113,8 @@ int main(int argc, char **argv)
     const char **overrides = NULL;
     size_t noverrides = 0;
     int check = 0, opt, rc;
-    char *exe, *default_config = NULL, *dir = NULL;
+    char *exe, *default_config = NULL, *default_plugins = NULL;
+    const char *dir;
     wr_config cfg;
     wr_diag diag = {0};
 
@@ -227,7 +123,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "warren: cannot find its own binary: %s\n", strerror(errno));
         return WR_EXIT_SOFTWARE;
     }
+    default_plugins = beside_exe(exe, "lib/warren/plugins");
     overrides = calloc((size_t)argc, sizeof *overrides);
+    if (!default_plugins || !overrides) {
+        fprintf(stderr, "warren: out of memory\n");
+        rc = WR_EXIT_SOFTWARE;
+        goto out;
+    }
     while ((opt = getopt_long(argc, argv, "c:o:tvh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -264,24 +166,29 @@ int main(int argc, char **argv)
         goto out;
     }
     if (worker_index) {
-        rc = run_worker(argc, argv, worker_index, exe);
+        rc = wr_worker_boot(argc, argv, worker_index, default_plugins);
         goto out;
     }
 
     wr_log_set_ident("supervisor");
-    if (!config_path)
-        config_path = default_config = beside_exe(exe, "etc/warren/warren.conf");
+    if (!config_path &&
+        !(config_path = default_config = beside_exe(exe, "etc/warren/warren.conf"))) {
+        fprintf(stderr, "warren: out of memory\n");
+        rc = WR_EXIT_SOFTWARE;
+        goto out;
+    }
     if (wr_config_load(&cfg, config_path, overrides, noverrides, &diag) < 0) {
         wr_diag_print(&diag);
         wr_diag_free(&diag);
         rc = WR_EXIT_CONFIG;
         goto out;
     }
-    dir = plugin_dir_for(&cfg, exe);
+    wr_log_set_level(cfg.log_level);
+    dir = cfg.plugin_dir ? cfg.plugin_dir : default_plugins;
     rc = check ? run_check(&cfg, dir) : wr_supervisor_run(&cfg, exe, dir);
     wr_config_free(&cfg);
 out:
-    free(dir);
+    free(default_plugins);
     free(default_config);
     free(overrides);
     free(exe);

@@ -1,0 +1,117 @@
+/*
+ * How a worker process begins: the supervisor starts our own binary as
+ * `warren --worker N` with the process title as argv[0], the validated
+ * config on stdin (INI text up to the WR_IPC_END_CONFIG line, then
+ * commands) and its status pipe on fd 3.  This file reads the config,
+ * sets up logging and the title, and hands over to wr_worker_main().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/diag.h"
+#include "common/exitcodes.h"
+#include "common/ipc.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "worker/worker.h"
+
+/*
+ * Read the config the supervisor sends on stdin, up to the end-of-config
+ * line (see common/ipc.h).  One byte at a time: what follows the marker
+ * (commands) must stay unread for the worker, and a config is a few KiB
+ * read once per worker start.  malloc'd; NULL on EOF before the marker.
+ */
+static char *read_config_from_supervisor(void)
+{
+    static const char marker[] = "\n" WR_IPC_END_CONFIG "\n";
+    const size_t mlen = sizeof marker - 1;
+    size_t len = 1, cap = 8192;
+    char *buf = malloc(cap);
+
+    if (!buf)
+        return NULL;
+    buf[0] = '\n'; /* so a marker on the very first line matches too */
+    for (;;) {
+        ssize_t n;
+        if (len + 1 == cap) {
+            char *grown = realloc(buf, cap * 2);
+            if (!grown)
+                break;
+            buf = grown;
+            cap *= 2;
+        }
+        n = read(STDIN_FILENO, buf + len, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len++;
+        if (len >= mlen && memcmp(buf + len - mlen, marker, mlen) == 0) {
+            len -= mlen - 1; /* keep the newline that ends the last line */
+            buf[len] = '\0';
+            memmove(buf, buf + 1, len); /* drop the leading newline */
+            return buf;
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+/*
+ * Replace what `ps` shows for this process with TITLE, by rewriting the
+ * argv strings in place (they are contiguous; the supervisor put the title
+ * first, so the area is always large enough for it).
+ */
+static void set_proctitle(int argc, char **argv, const char *title)
+{
+    char *start = argv[0];
+    char *end = argv[argc - 1] + strlen(argv[argc - 1]);
+    size_t room = (size_t)(end - start);
+    size_t n = strlen(title);
+
+    if (n > room)
+        n = room;
+    memmove(start, title, n);
+    memset(start + n, 0, room - n + 1);
+}
+
+int wr_worker_boot(int argc, char **argv, const char *index_arg, const char *default_plugin_dir)
+{
+    wr_config cfg;
+    wr_diag diag = {0};
+    char ident[32], title[256];
+    char *text, *end;
+    long index = strtol(index_arg, &end, 10);
+    int rc;
+
+    if (*index_arg == '\0' || *end != '\0' || index < 0) {
+        fprintf(stderr, "warren: --worker needs a worker number\n");
+        return WR_EXIT_USAGE;
+    }
+    snprintf(ident, sizeof ident, "worker %ld", index);
+    wr_log_set_ident(ident);
+    /* Our ps title: the supervisor passed it as argv[0]. */
+    snprintf(title, sizeof title, "%s", argv[0]);
+    set_proctitle(argc, argv, title);
+
+    text = read_config_from_supervisor();
+    if (!text) {
+        wr_error("cannot read the configuration from the supervisor");
+        return WR_EXIT_SOFTWARE;
+    }
+    rc = wr_config_load_string(&cfg, "<from supervisor>", text, NULL, 0, &diag);
+    free(text);
+    if (rc < 0) {
+        for (size_t i = 0; i < diag.n; i++)
+            wr_error("%s", diag.msgs[i]);
+        wr_diag_free(&diag);
+        return WR_EXIT_CONFIG;
+    }
+    wr_log_set_level(cfg.log_level);
+    rc = wr_worker_main((int)index, &cfg, cfg.plugin_dir ? cfg.plugin_dir : default_plugin_dir);
+    wr_config_free(&cfg);
+    return rc;
+}
