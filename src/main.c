@@ -19,9 +19,9 @@
 #include "common/diag.h"
 #include "common/exitcodes.h"
 #include "common/log.h"
-#include "common/plugin_loader.h"
 #include "config/config.h"
 #include "supervisor/supervisor.h"
+#include "worker/plugin_loader.h"
 #include "worker/worker.h"
 
 static void usage(FILE *out)

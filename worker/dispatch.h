@@ -9,8 +9,8 @@
 
 #include <stddef.h>
 
-#include "common/jsonrpc.h"
-#include "common/plugin_loader.h"
+#include "worker/jsonrpc.h"
+#include "worker/plugin_loader.h"
 
 typedef struct wr_job {
     /* Input, borrowed: the body stays valid until wr_dispatch_free. */

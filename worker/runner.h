@@ -8,8 +8,8 @@
 #ifndef WR_RUNNER_H
 #define WR_RUNNER_H
 
-#include "common/plugin_loader.h"
 #include "worker/dispatch.h"
+#include "worker/plugin_loader.h"
 
 typedef struct wr_runner wr_runner; /* opaque */
 

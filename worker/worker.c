@@ -38,8 +38,8 @@
 #include "common/exitcodes.h"
 #include "common/ipc.h"
 #include "common/log.h"
-#include "common/plugin_loader.h"
 #include "worker/dispatch.h"
+#include "worker/plugin_loader.h"
 #include "worker/runner.h"
 
 #define CHANNEL 1

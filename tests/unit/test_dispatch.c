@@ -6,8 +6,8 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "common/plugin_loader.h"
 #include "worker/dispatch.h"
+#include "worker/plugin_loader.h"
 
 static wr_plugins *plugins;
 

@@ -7,7 +7,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "common/jsonrpc.h"
+#include "worker/jsonrpc.h"
 
 static void decode(wr_rpc_request *req, const char *body)
 {

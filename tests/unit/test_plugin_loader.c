@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/plugin_loader.h"
+#include "worker/plugin_loader.h"
 
 /* Short, so that GCC can prove the paths built from it fit in PATH_MAX. */
 static char tmpdir[64];

@@ -16,7 +16,7 @@
  *     one wins, as in most JSON parsers clients are tested against.
  *   - jansson rejects invalid UTF-8 and trailing garbage by itself.
  */
-#include "common/jsonrpc.h"
+#include "worker/jsonrpc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -18,7 +18,7 @@
  * Out of memory aborts, as in diag.c: it is not a user error, and the
  * loader runs once at worker start where there is nothing to fall back to.
  */
-#include "common/plugin_loader.h"
+#include "worker/plugin_loader.h"
 
 #include <dlfcn.h>
 #include <errno.h>
