@@ -66,24 +66,6 @@ static json_t *call_one(const wr_job *job, const wr_plugins *plugins, const wr_r
     return wr_jsonrpc_result(c->id, result);
 }
 
-static char *id_text(json_t *id)
-{
-    char *s = NULL;
-    if (json_is_string(id))
-        return strdup(json_string_value(id));
-    if (json_is_integer(id)) {
-        if (asprintf(&s, "%" JSON_INTEGER_FORMAT, json_integer_value(id)) < 0)
-            return NULL;
-        return s;
-    }
-    if (json_is_number(id)) {
-        if (asprintf(&s, "%.17g", json_number_value(id)) < 0)
-            return NULL;
-        return s;
-    }
-    return NULL;
-}
-
 void wr_dispatch_run(wr_job *job, const wr_plugins *plugins)
 {
     json_t *response = NULL;
@@ -134,7 +116,7 @@ void wr_dispatch_run(wr_job *job, const wr_plugins *plugins)
             }
         }
         if (!job->reply_id)
-            job->reply_id = id_text(c->id);
+            job->reply_id = wr_jsonrpc_id_text(c->id);
         if (batch)
             json_array_append_new(batch, r);
         else
@@ -154,6 +136,26 @@ encode:
         job->reply = wr_jsonrpc_encode(response, &job->reply_len);
         json_decref(response);
     }
+}
+
+void wr_dispatch_refuse(wr_job *job, const char *why)
+{
+    json_t *id = NULL, *reply;
+
+    job->nerrors = 1;
+    for (size_t i = 0; i < job->req.ncalls; i++) {
+        if (!job->req.calls[i].id)
+            continue;
+        /* A batch gets one error for the whole message: id null. */
+        if (!job->req.batch)
+            id = job->req.calls[i].id;
+        reply = wr_jsonrpc_error(id, WARREN_ERR_INTERNAL, why, NULL);
+        job->reply = wr_jsonrpc_encode(reply, &job->reply_len);
+        json_decref(reply);
+        job->reply_id = wr_jsonrpc_id_text(id);
+        return;
+    }
+    /* Only notifications: nobody to tell. */
 }
 
 void wr_dispatch_free(wr_job *job)

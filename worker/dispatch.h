@@ -44,6 +44,10 @@ const char *wr_dispatch_method(const wr_job *job);
  * for a message that is malformed as a whole or has invalid entries. */
 void wr_dispatch_run(wr_job *job, const wr_plugins *plugins);
 
+/* Instead of running JOB (prepared), answer it with a -32603 error saying
+ * WHY, when any of its calls expects an answer. */
+void wr_dispatch_refuse(wr_job *job, const char *why);
+
 void wr_dispatch_free(wr_job *job);
 
 #endif

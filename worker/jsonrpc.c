@@ -18,6 +18,7 @@
  */
 #include "worker/jsonrpc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -265,4 +266,17 @@ void wr_jsonrpc_request_free(wr_rpc_request *req)
     json_decref(req->error);
     json_decref(req->root);
     memset(req, 0, sizeof *req);
+}
+
+char *wr_jsonrpc_id_text(const json_t *id)
+{
+    char *s = NULL;
+
+    if (json_is_string(id))
+        return strdup(json_string_value(id));
+    if (json_is_integer(id))
+        return asprintf(&s, "%" JSON_INTEGER_FORMAT, json_integer_value(id)) < 0 ? NULL : s;
+    if (json_is_real(id))
+        return asprintf(&s, "%.17g", json_real_value(id)) < 0 ? NULL : s;
+    return NULL;
 }

@@ -64,4 +64,9 @@ json_t *wr_jsonrpc_error(json_t *id, int code, const char *msg, json_t *data);
  * NUL-terminated string the caller frees, or NULL on allocation failure. */
 char *wr_jsonrpc_encode(const json_t *response, size_t *len);
 
+/* A request id as text, for routing keys built from it ("q538", "42",
+ * "1.5"): malloc'd, or NULL for an id that is absent, null, not a string
+ * or number, or out of memory. */
+char *wr_jsonrpc_id_text(const json_t *id);
+
 #endif

@@ -280,34 +280,15 @@ static void drop_job(worker *w);
  */
 static int refuse_job(worker *w, const wr_ipc_msg *p)
 {
-    json_t *id = NULL, *reply;
-    int expects = 0;
     char msg[512];
 
-    for (size_t i = 0; i < w->job.req.ncalls; i++)
-        if (w->job.req.calls[i].id) {
-            expects = 1;
-            if (!w->job.req.batch)
-                id = w->job.req.calls[i].id;
-            break;
-        }
     snprintf(msg, sizeof msg, "request refused: it killed %u worker%s (last one %s)", p->deaths,
              p->deaths == 1 ? "" : "s", p->why);
     wr_warn("route %s: refusing request %s (%s): it killed %u worker%s; rejecting it without "
             "requeue",
             w->route->name, p->msgid, wr_dispatch_method(&w->job), p->deaths,
             p->deaths == 1 ? "" : "s");
-    if (expects) {
-        reply = wr_jsonrpc_error(id, WARREN_ERR_INTERNAL, msg, NULL);
-        w->job.reply = wr_jsonrpc_encode(reply, &w->job.reply_len);
-        json_decref(reply);
-        if (json_is_string(id))
-            w->job.reply_id = strdup(json_string_value(id));
-        else if (json_is_integer(id) &&
-                 asprintf(&w->job.reply_id, "%" JSON_INTEGER_FORMAT, json_integer_value(id)) < 0)
-            w->job.reply_id = NULL;
-    }
-    w->job.nerrors = 1;
+    wr_dispatch_refuse(&w->job, msg);
     int rc = finish_job(w, 1);
     drop_job(w);
     return rc;

@@ -147,3 +147,56 @@ Test(dispatch, handler_error_is_structured)
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(e, "data"), "x")), 1);
     json_decref(r);
 }
+
+/* Refuse BODY (a poison message); return the reply parsed (new reference)
+ * or NULL, and the routing id in *id_text. */
+static json_t *refuse(const char *body, char **id_text)
+{
+    wr_job job;
+    json_t *reply = NULL;
+
+    wr_dispatch_prepare(&job, body, strlen(body), 1024, "test");
+    wr_dispatch_refuse(&job, "request refused: it killed 3 workers");
+    cr_expect_eq(job.nerrors, 1);
+    if (job.reply)
+        reply = json_loadb(job.reply, job.reply_len, 0, NULL);
+    *id_text = job.reply_id ? strdup(job.reply_id) : NULL;
+    wr_dispatch_free(&job);
+    return reply;
+}
+
+Test(dispatch, refusal_answers_with_internal_error_and_the_request_id)
+{
+    char *id;
+    json_t *r = refuse("{\"jsonrpc\":\"2.0\",\"method\":\"test.crash\",\"id\":7}", &id);
+
+    cr_assert_not_null(r);
+    cr_expect_eq(code_of(r), WARREN_ERR_INTERNAL);
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(r, "error"), "message")),
+                     "request refused: it killed 3 workers");
+    cr_expect_eq(json_integer_value(json_object_get(r, "id")), 7);
+    cr_expect_str_eq(id, "7");
+    json_decref(r);
+    free(id);
+}
+
+Test(dispatch, refusal_of_a_batch_is_one_error_with_id_null)
+{
+    char *id;
+    json_t *r = refuse("[{\"jsonrpc\":\"2.0\",\"method\":\"test.crash\"},"
+                       "{\"jsonrpc\":\"2.0\",\"method\":\"test.crash\",\"id\":\"b\"}]",
+                       &id);
+
+    cr_assert_not_null(r);
+    cr_expect(json_is_null(json_object_get(r, "id")));
+    cr_expect_null(id);
+    json_decref(r);
+}
+
+Test(dispatch, refusal_of_a_notification_sends_nothing)
+{
+    char *id;
+
+    cr_expect_null(refuse("{\"jsonrpc\":\"2.0\",\"method\":\"test.crash\"}", &id));
+    cr_expect_null(id);
+}

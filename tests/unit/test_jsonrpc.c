@@ -557,3 +557,21 @@ Test(jsonrpc, request_free_is_idempotent)
     cr_assert_null(req.root);
     cr_assert_eq(req.ncalls, 0);
 }
+
+Test(jsonrpc, id_text_for_routing_keys)
+{
+    json_t *ids[] = {json_string("q538"), json_integer(42), json_real(1.5), json_real(-0.25),
+                     json_null(),         json_true(),      json_array()};
+    const char *want[] = {"q538", "42", "1.5", "-0.25", NULL, NULL, NULL};
+
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char *got = wr_jsonrpc_id_text(ids[i]);
+        if (want[i])
+            cr_expect_str_eq(got, want[i], "id %zu", i);
+        else
+            cr_expect_null(got, "id %zu", i);
+        free(got);
+        json_decref(ids[i]);
+    }
+    cr_expect_null(wr_jsonrpc_id_text(NULL));
+}
