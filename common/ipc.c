@@ -138,3 +138,23 @@ int wr_ipc_parse(const char *line, wr_ipc_msg *msg)
     }
     return -1;
 }
+
+size_t wr_ipc_split_lines(char *buf, size_t len, size_t cap,
+                          void (*fn)(const char *line, void *arg), void *arg, int *dropped)
+{
+    char *start = buf, *nl;
+
+    *dropped = 0;
+    while ((nl = memchr(start, '\n', len - (size_t)(start - buf)))) {
+        *nl = '\0';
+        fn(start, arg);
+        start = nl + 1;
+    }
+    len -= (size_t)(start - buf);
+    memmove(buf, start, len);
+    if (len == cap) {
+        *dropped = 1;
+        return 0;
+    }
+    return len;
+}

@@ -67,6 +67,16 @@ int wr_ipc_format(const wr_ipc_msg *msg, char *buf, size_t size);
  * always parseable.  0, or -1 with errno when the pipe is gone. */
 int wr_ipc_send(int fd, const wr_ipc_msg *msg);
 
+/*
+ * Lines arrive in arbitrary chunks.  Given BUF holding LEN bytes (room
+ * for CAP), call FN(LINE, ARG) for each complete line, NUL-terminated
+ * without its newline, then move the incomplete rest to the front and
+ * return its length.  A full buffer without a newline holds a line too
+ * long for any message: it is dropped (returns 0) and *DROPPED is set.
+ */
+size_t wr_ipc_split_lines(char *buf, size_t len, size_t cap,
+                          void (*fn)(const char *line, void *arg), void *arg, int *dropped);
+
 /* Parse one line (without its newline) into MSG.  0, or -1 when the line
  * is not a known message. */
 int wr_ipc_parse(const char *line, wr_ipc_msg *msg);

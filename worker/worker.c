@@ -18,6 +18,11 @@
  * delivery tag died with the channel; the broker redelivers the message),
  * then we reconnect with exponential backoff and jitter, re-declare the
  * topology, and carry on.  Nothing is acked that was not answered.
+ *
+ * Beside this file: signals.c (stop flag and self-pipe), commands.c (the
+ * supervisor's commands on stdin), topology.c (queues, bindings,
+ * consumers), reply.c (where a reply goes), dispatch.c and runner.c (the
+ * job and the thread that runs it).
  */
 #include "worker/worker.h"
 
@@ -38,9 +43,13 @@
 #include "common/exitcodes.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "worker/commands.h"
 #include "worker/dispatch.h"
 #include "worker/plugin_loader.h"
+#include "worker/reply.h"
 #include "worker/runner.h"
+#include "worker/signals.h"
+#include "worker/topology.h"
 
 #define CHANNEL 1
 #define BACKOFF_MIN_MS 100
@@ -74,47 +83,8 @@ typedef struct worker {
     unsigned long handled, failed;
     int ipc_ok;
 
-    /* Commands from the supervisor on stdin (see common/ipc.h). */
-    int commands_ok;
-    char cmd_buf[4096];
-    size_t cmd_len;
-    wr_ipc_msg *poison; /* messages to refuse, owned */
-    size_t npoison;
+    wr_commands commands; /* from the supervisor, on stdin */
 } worker;
-
-/* Signal handling: the handler only sets a flag and writes a byte to a
- * self-pipe, which serve() polls beside the socket. */
-static volatile sig_atomic_t stop_requested;
-static int sigpipe_fds[2] = {-1, -1};
-
-static void on_stop_signal(int sig)
-{
-    int saved = errno;
-    char byte = (char)sig;
-    stop_requested = 1;
-    if (write(sigpipe_fds[1], &byte, 1) < 0) {
-        /* the pipe is full: a wakeup is already pending */
-    }
-    errno = saved;
-}
-
-static int install_signals(void)
-{
-    struct sigaction sa;
-
-    if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) < 0)
-        return -1;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGQUIT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    return 0;
-}
 
 static void report(worker *w, const wr_ipc_msg *m)
 {
@@ -122,152 +92,6 @@ static void report(worker *w, const wr_ipc_msg *m)
      * write only stops further reports. */
     if (w->ipc_ok && wr_ipc_send(WR_IPC_FD, m) < 0)
         w->ipc_ok = 0;
-}
-
-static char *bytes_or_null(amqp_bytes_t b, int flag_set)
-{
-    return flag_set && b.len ? wr_amqp_strdup(b) : NULL;
-}
-
-/* Act on one command line from the supervisor. */
-static void handle_command(worker *w, const char *line, int *synced)
-{
-    wr_ipc_msg m;
-
-    if (wr_ipc_parse(line, &m) < 0) {
-        wr_warn("unreadable command from the supervisor: %.80s", line);
-        return;
-    }
-    if (m.type == WR_IPC_SYNC) {
-        *synced = 1;
-    } else if (m.type == WR_IPC_POISON) {
-        wr_ipc_msg *grown = realloc(w->poison, (w->npoison + 1) * sizeof *grown);
-        if (!grown)
-            return;
-        w->poison = grown;
-        w->poison[w->npoison++] = m;
-    }
-}
-
-/*
- * Read what the supervisor has sent on stdin and act on every complete
- * line.  With WAIT_SYNC, block until a "sync" line (at startup: the
- * initial poison list must be known before the first delivery).  Returns
- * 0, or -1 when stdin is closed (the supervisor is gone).
- */
-static int read_commands(worker *w, int wait_sync)
-{
-    int synced = 0;
-
-    while (w->commands_ok) {
-        char *nl, *start = w->cmd_buf;
-        ssize_t n;
-
-        if (w->cmd_len == sizeof w->cmd_buf) /* a line too long: drop it */
-            w->cmd_len = 0;
-        n = read(STDIN_FILENO, w->cmd_buf + w->cmd_len, sizeof w->cmd_buf - w->cmd_len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            if (!wait_sync || synced)
-                return 0;
-            struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
-            poll(&p, 1, 1000);
-            if (stop_requested)
-                return 0;
-            continue;
-        }
-        if (n <= 0) {
-            w->commands_ok = 0;
-            return -1;
-        }
-        w->cmd_len += (size_t)n;
-        while ((nl = memchr(start, '\n', w->cmd_len - (size_t)(start - w->cmd_buf)))) {
-            *nl = '\0';
-            handle_command(w, start, &synced);
-            start = nl + 1;
-        }
-        w->cmd_len -= (size_t)(start - w->cmd_buf);
-        memmove(w->cmd_buf, start, w->cmd_len);
-        if (wait_sync && synced)
-            return 0;
-    }
-    return -1;
-}
-
-/* The poison entry for this delivery, or NULL. */
-static const wr_ipc_msg *poisoned(const worker *w, const char *route, const char *msgid,
-                                  const char *hash)
-{
-    for (size_t i = 0; i < w->npoison; i++) {
-        const wr_ipc_msg *p = &w->poison[i];
-        if (strcmp(p->hash, hash) == 0 && strcmp(p->msgid, msgid) == 0 &&
-            strcmp(p->route, route) == 0)
-            return p;
-    }
-    return NULL;
-}
-
-/* Declare each route's queue (durable) and bindings, set the prefetch and
- * start one consumer per route.  0, or -1 with the reason logged. */
-static int setup_topology(worker *w)
-{
-    char err[512];
-    const wr_config *cfg = w->cfg;
-
-    amqp_basic_qos(w->conn, CHANNEL, 0, (uint16_t)cfg->prefetch, 0);
-    if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "basic.qos", err, sizeof err))
-        goto fail;
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        const wr_route *r = &cfg->routes[i];
-        amqp_basic_consume_ok_t *ok;
-
-        amqp_queue_declare(w->conn, CHANNEL, amqp_cstring_bytes(r->queue), 0, 1, 0, 0,
-                           amqp_empty_table);
-        if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "queue.declare", err, sizeof err))
-            goto fail_route;
-        /* A reply exchange that does not exist would make the broker
-         * close the channel at the first reply, after which the ack is
-         * lost and the request comes back forever: check it now. */
-        if (r->reply_exchange) {
-            amqp_exchange_declare(w->conn, CHANNEL, amqp_cstring_bytes(r->reply_exchange),
-                                  amqp_empty_bytes, 1 /* passive */, 0, 0, 0, amqp_empty_table);
-            if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "reply_exchange", err, sizeof err))
-                goto fail_route;
-        }
-        for (size_t b = 0; b < r->nbindings; b++) {
-            amqp_queue_bind(w->conn, CHANNEL, amqp_cstring_bytes(r->queue),
-                            amqp_cstring_bytes(r->exchange), amqp_cstring_bytes(r->bindings[b]),
-                            amqp_empty_table);
-            if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "queue.bind", err, sizeof err))
-                goto fail_route;
-        }
-        ok = amqp_basic_consume(w->conn, CHANNEL, amqp_cstring_bytes(r->queue), amqp_empty_bytes, 0,
-                                0 /* manual acks */, 0, amqp_empty_table);
-        if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "basic.consume", err, sizeof err))
-            goto fail_route;
-        free(w->consumer_tags[i]);
-        w->consumer_tags[i] = wr_amqp_strdup(ok->consumer_tag);
-        continue;
-    fail_route:
-        wr_error("route %s: queue %s: %s", r->name, r->queue, err);
-        return -1;
-    }
-    return 0;
-fail:
-    wr_error("%s", err);
-    return -1;
-}
-
-static const wr_route *route_of(const worker *w, amqp_bytes_t consumer_tag)
-{
-    for (size_t i = 0; i < w->cfg->nroutes; i++) {
-        const char *t = w->consumer_tags[i];
-        if (t && strlen(t) == consumer_tag.len &&
-            memcmp(t, consumer_tag.bytes, consumer_tag.len) == 0)
-            return &w->cfg->routes[i];
-    }
-    return NULL;
 }
 
 static int finish_job(worker *w, int reject);
@@ -306,7 +130,7 @@ static int start_job(worker *w, amqp_envelope_t *env)
     const wr_ipc_msg *poison;
 
     w->env = *env;
-    w->route = route_of(w, env->consumer_tag);
+    w->route = wr_topology_route_of(w->cfg, w->consumer_tags, env->consumer_tag);
     if (!w->route) /* cannot happen: we only consume with our own tags */
         w->route = &w->cfg->routes[0];
     wr_dispatch_prepare(&w->job, env->message.body.bytes, env->message.body.len,
@@ -328,9 +152,10 @@ static int start_job(worker *w, amqp_envelope_t *env)
 
     /* Only a redelivery can be a message that killed a worker.  Commands
      * that arrived since the last poll are read first. */
-    if (env->redelivered && w->commands_ok && read_commands(w, 0) < 0)
-        stop_requested = 1;
-    poison = env->redelivered ? poisoned(w, w->route->name, m.msgid, m.hash) : NULL;
+    if (env->redelivered && w->commands.open && wr_commands_read(&w->commands, 0) < 0)
+        wr_signals_request_stop();
+    poison = env->redelivered ? wr_commands_poisoned(&w->commands, w->route->name, m.msgid, m.hash)
+                              : NULL;
     if (poison)
         return refuse_job(w, poison);
     report(w, &m);
@@ -346,55 +171,18 @@ static int start_job(worker *w, amqp_envelope_t *env)
  */
 static int finish_job(worker *w, int reject)
 {
-    amqp_basic_properties_t *req = &w->env.message.properties;
-    amqp_basic_properties_t props;
-    char *reply_to = bytes_or_null(req->reply_to, req->_flags & AMQP_BASIC_REPLY_TO_FLAG);
-    char *key = NULL;
-    const char *exchange = "";
     wr_ipc_msg m = {.type = WR_IPC_DONE};
-    int rc = 0, st;
+    int st;
 
-    if (w->job.reply) {
-        if (reply_to) {
-            key = reply_to;
-            reply_to = NULL;
-        } else if (w->route->reply_exchange && w->job.reply_id) {
-            exchange = w->route->reply_exchange;
-            if (asprintf(&key, "%s.%s", w->route->reply_prefix, w->job.reply_id) < 0)
-                key = NULL;
-        }
-    }
-    if (key) {
-        memset(&props, 0, sizeof props);
-        props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-        props.content_type = amqp_cstring_bytes("application/json");
-        /* A reply is persistent when its request was. */
-        props.delivery_mode =
-            (req->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && req->delivery_mode == 2 ? 2 : 1;
-        if (req->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
-            props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
-            props.correlation_id = req->correlation_id;
-        }
-        st = amqp_basic_publish(w->conn, CHANNEL, amqp_cstring_bytes(exchange),
-                                amqp_cstring_bytes(key), 0, 0, &props,
-                                (amqp_bytes_t){.len = w->job.reply_len, .bytes = w->job.reply});
-        if (st != AMQP_STATUS_OK) {
-            wr_error("route %s: publishing a reply to %s failed: %s", w->route->name, key,
-                     amqp_error_string2(st));
-            rc = -1;
-            goto out;
-        }
-    } else if (w->job.reply) {
-        wr_warn("route %s: a request expects a reply but names no reply_to%s; reply dropped",
-                w->route->name, w->route->reply_exchange ? " and no usable id" : "");
-    }
+    if (w->job.reply && wr_reply_publish(w->conn, CHANNEL, w->route, &w->env.message.properties,
+                                         w->job.reply, w->job.reply_len, w->job.reply_id) < 0)
+        return -1;
     st = reject ? amqp_basic_reject(w->conn, CHANNEL, w->env.delivery_tag, 0)
                 : amqp_basic_ack(w->conn, CHANNEL, w->env.delivery_tag, 0);
     if (st != AMQP_STATUS_OK) {
         wr_error("route %s: %s failed: %s", w->route->name, reject ? "reject" : "ack",
                  amqp_error_string2(st));
-        rc = -1;
-        goto out;
+        return -1;
     }
     w->handled++;
     if (w->job.nerrors)
@@ -402,10 +190,7 @@ static int finish_job(worker *w, int reject)
     m.handled = w->handled;
     m.failed = w->failed;
     report(w, &m);
-out:
-    free(key);
-    free(reply_to);
-    return rc;
+    return 0;
 }
 
 /* Release the job in hand and its delivery. */
@@ -504,6 +289,43 @@ static int receive(worker *w)
     return -1;
 }
 
+/* Which of serve()'s poll slots is which. */
+enum { P_AMQP, P_RUNNER, P_SIGNALS, P_COMMANDS, P_SUPERVISOR, P_COUNT };
+
+/* Act on what poll() saw on everything but the AMQP socket and the
+ * runner: a stop signal, commands, the supervisor's end of the pipe. */
+static void handle_side_channels(worker *w, const struct pollfd *fds)
+{
+    if (fds[P_SIGNALS].revents & POLLIN)
+        wr_signals_drain();
+    if ((fds[P_COMMANDS].revents & (POLLIN | POLLHUP)) && wr_commands_read(&w->commands, 0) < 0) {
+        wr_warn("supervisor is gone; stopping");
+        wr_signals_request_stop();
+    }
+    if (w->ipc_ok && (fds[P_SUPERVISOR].revents & (POLLHUP | POLLERR))) {
+        wr_warn("supervisor is gone; stopping");
+        w->ipc_ok = 0;
+        wr_signals_request_stop();
+    }
+}
+
+/* Take the next pending delivery, if any and if idle.  1 when one was
+ * started, 0 when none, -1 when the connection failed. */
+static int start_next(worker *w)
+{
+    pending *p = w->head;
+    int rc;
+
+    if (w->busy || !p)
+        return 0;
+    w->head = p->next;
+    if (!w->head)
+        w->tail = NULL;
+    rc = start_job(w, &p->env);
+    free(p);
+    return rc < 0 ? -1 : 1;
+}
+
 /*
  * The event loop of one connection.  Returns SERVE_STOP once a stop was
  * requested and the job in hand is answered, SERVE_RECONNECT when the
@@ -519,56 +341,41 @@ static int serve(worker *w)
     int tick_ms = hb > 0 ? (hb * 1000) / 2 : 1000;
 
     for (;;) {
-        if (!w->busy) {
-            if (stop_requested)
-                return SERVE_STOP;
-            if (w->head) {
-                pending *p = w->head;
-                w->head = p->next;
-                if (!w->head)
-                    w->tail = NULL;
-                int rc = start_job(w, &p->env);
-                free(p);
-                if (rc < 0)
-                    return SERVE_RECONNECT;
-                continue;
-            }
-        }
+        int started;
+
+        if (!w->busy && wr_signals_stopping())
+            return SERVE_STOP;
+        started = start_next(w);
+        if (started < 0)
+            return SERVE_RECONNECT;
+        if (started)
+            continue;
         if (!amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn)) {
-            struct pollfd fds[5] = {
-                {.fd = amqp_fd, .events = POLLIN},
-                {.fd = wr_runner_fd(w->runner), .events = POLLIN},
-                {.fd = sigpipe_fds[0], .events = POLLIN},
-                {.fd = w->commands_ok ? STDIN_FILENO : -1, .events = POLLIN},
-                {.fd = w->ipc_ok ? WR_IPC_FD : -1, .events = 0}, /* POLLHUP: supervisor gone */
+            struct pollfd fds[P_COUNT] = {
+                [P_AMQP] = {.fd = amqp_fd, .events = POLLIN},
+                [P_RUNNER] = {.fd = wr_runner_fd(w->runner), .events = POLLIN},
+                [P_SIGNALS] = {.fd = wr_signals_fd(), .events = POLLIN},
+                [P_COMMANDS] = {.fd = w->commands.open ? STDIN_FILENO : -1, .events = POLLIN},
+                /* POLLHUP: the supervisor is gone */
+                [P_SUPERVISOR] = {.fd = w->ipc_ok ? WR_IPC_FD : -1, .events = 0},
             };
-            int n = poll(fds, 5, tick_ms);
+            int n = poll(fds, P_COUNT, tick_ms);
+
             if (n < 0 && errno != EINTR) {
                 wr_error("poll: %s", strerror(errno));
                 return SERVE_RECONNECT;
             }
-            if (n > 0 && (fds[2].revents & POLLIN)) {
-                char buf[16];
-                while (read(sigpipe_fds[0], buf, sizeof buf) > 0)
-                    ;
-            }
-            if (n > 0 && (fds[3].revents & (POLLIN | POLLHUP)) && read_commands(w, 0) < 0) {
-                wr_warn("supervisor is gone; stopping");
-                stop_requested = 1;
-            }
-            if (n > 0 && w->ipc_ok && (fds[4].revents & (POLLHUP | POLLERR))) {
-                wr_warn("supervisor is gone; stopping");
-                w->ipc_ok = 0;
-                stop_requested = 1;
-            }
-            if (n > 0 && (fds[1].revents & POLLIN) && w->busy && wr_runner_collect(w->runner, 0)) {
+            if (n > 0)
+                handle_side_channels(w, fds);
+            if (n > 0 && (fds[P_RUNNER].revents & POLLIN) && w->busy &&
+                wr_runner_collect(w->runner, 0)) {
                 int rc = finish_job(w, 0);
                 drop_job(w);
                 if (rc < 0)
                     return SERVE_RECONNECT;
                 continue;
             }
-            if (n > 0 && !(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            if (n > 0 && !(fds[P_AMQP].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             /* Readable, or the tick expired: let rabbitmq-c read and send
              * a heartbeat if one is due. */
@@ -582,14 +389,16 @@ static int serve(worker *w)
  * goes away.  Returns 1 when stopping. */
 static int backoff_sleep(worker *w, int ms)
 {
-    struct pollfd p[2] = {{.fd = sigpipe_fds[0], .events = POLLIN}, {.fd = WR_IPC_FD, .events = 0}};
-    if (stop_requested)
+    struct pollfd p[2] = {{.fd = wr_signals_fd(), .events = POLLIN},
+                          {.fd = WR_IPC_FD, .events = 0}};
+
+    if (wr_signals_stopping())
         return 1;
     if (poll(p, w->ipc_ok ? 2 : 1, ms) > 0 && w->ipc_ok && (p[1].revents & (POLLHUP | POLLERR))) {
         wr_warn("supervisor is gone; stopping");
-        stop_requested = 1;
+        wr_signals_request_stop();
     }
-    return stop_requested;
+    return wr_signals_stopping();
 }
 
 static int next_backoff(int ms)
@@ -600,109 +409,139 @@ static int next_backoff(int ms)
     return next / 2 + rand() % (next / 2 + 1);
 }
 
-int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
+/*
+ * Everything before the first connect: the supervisor's pipes, signals,
+ * plugins, the runner thread, the initial poison list.  Returns
+ * WR_EXIT_OK, or the exit code to leave with (the reason logged).
+ */
+static int worker_open(worker *w, const char *plugin_dir)
 {
-    worker w = {.index = index, .cfg = cfg, .ipc_ok = 1};
+    const wr_config *cfg = w->cfg;
     wr_diag diag = {0};
-    char name[64], err[512];
-    int backoff = BACKOFF_MIN_MS, code = WR_EXIT_OK;
-    wr_ipc_msg ready = {.type = WR_IPC_READY};
+    int supervised;
 
-    srand((unsigned)getpid() ^ (unsigned)time(NULL));
-    if (install_signals() < 0) {
+    /* Probe fd 3 before anything opens a descriptor that could take its
+     * number: by hand (no supervisor), fd 3 is free. */
+    supervised = fcntl(WR_IPC_FD, F_GETFD) >= 0;
+    if (wr_signals_install() < 0) {
         wr_error("cannot set up signals: %s", strerror(errno));
         return WR_EXIT_SOFTWARE;
     }
-    if (fcntl(WR_IPC_FD, F_GETFD) < 0) {
-        w.ipc_ok = 0; /* run by hand, without a supervisor */
-    } else {
+    w->ipc_ok = supervised;
+    if (supervised) {
         fcntl(WR_IPC_FD, F_SETFD, FD_CLOEXEC);
         /* Belt and braces with the pipe's POLLHUP: if the supervisor is
          * killed outright, stop gracefully instead of lingering, even
          * inside a blocking connect. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() == 1)
-            stop_requested = 1;
-        /* After the config, stdin carries commands; read them without
-         * blocking from the serve loop. */
-        w.commands_ok = 1;
-        fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
+            wr_signals_request_stop();
     }
+    /* After the config, stdin carries the supervisor's commands. */
+    wr_commands_init(&w->commands, supervised);
 
-    if (wr_plugins_load(&w.plugins, plugin_dir, cfg->plugins, cfg->nplugins, cfg, &diag) < 0) {
+    if (wr_plugins_load(&w->plugins, plugin_dir, cfg->plugins, cfg->nplugins, cfg, &diag) < 0) {
         for (size_t i = 0; i < diag.n; i++)
             wr_error("%s", diag.msgs[i]);
         wr_diag_free(&diag);
         return WR_EXIT_CONFIG;
     }
-    if (wr_runner_start(&w.runner, w.plugins) < 0) {
+    if (wr_runner_start(&w->runner, w->plugins) < 0) {
         wr_error("cannot start the handler thread: %s", strerror(errno));
-        wr_plugins_unload(w.plugins);
         return WR_EXIT_SOFTWARE;
     }
-    w.consumer_tags = calloc(cfg->nroutes, sizeof *w.consumer_tags);
-    /* Know which messages to refuse before taking the first one. */
-    if (w.commands_ok && read_commands(&w, 1) < 0 && !stop_requested) {
-        wr_warn("supervisor is gone; stopping");
-        stop_requested = 1;
+    w->consumer_tags = calloc(cfg->nroutes, sizeof *w->consumer_tags);
+    if (!w->consumer_tags) {
+        wr_error("out of memory");
+        return WR_EXIT_SOFTWARE;
     }
-    snprintf(name, sizeof name, "warren worker %d (pid %d)", index, (int)getpid());
+    /* Know which messages to refuse before taking the first one. */
+    if (supervised && wr_commands_read(&w->commands, 1) < 0 && !wr_signals_stopping()) {
+        wr_warn("supervisor is gone; stopping");
+        wr_signals_request_stop();
+    }
+    return WR_EXIT_OK;
+}
 
-    while (!stop_requested) {
-        w.conn = wr_amqp_connect(cfg->broker_uri, cfg->heartbeat, cfg->connect_timeout, name, err,
-                                 sizeof err);
-        if (!w.conn) {
+/* Release what worker_open() and the loop acquired, in reverse. */
+static void worker_close(worker *w)
+{
+    if (w->consumer_tags)
+        for (size_t i = 0; i < w->cfg->nroutes; i++)
+            free(w->consumer_tags[i]);
+    free(w->consumer_tags);
+    wr_runner_stop(w->runner);
+    wr_plugins_unload(w->plugins);
+    wr_commands_free(&w->commands);
+    wr_signals_close();
+}
+
+/* The connection died under a running handler.  Let it finish (a thread
+ * cannot be cancelled safely) and drop its reply: the broker redelivers
+ * the unacked message.  Deliveries not yet started go too. */
+static void abandon_work(worker *w)
+{
+    if (w->busy) {
+        wr_runner_collect(w->runner, 1);
+        wr_warn("route %s: connection lost while running %s; the broker will redeliver it",
+                w->route->name, wr_dispatch_method(&w->job));
+        drop_job(w);
+    }
+    drop_pending(w);
+}
+
+/* Connect, declare, serve; again after each failure, with backoff, until
+ * a stop is requested. */
+static void run(worker *w)
+{
+    const wr_config *cfg = w->cfg;
+    wr_ipc_msg ready = {.type = WR_IPC_READY};
+    char name[64], err[512];
+    int backoff = BACKOFF_MIN_MS;
+
+    snprintf(name, sizeof name, "warren worker %d (pid %d)", w->index, (int)getpid());
+    while (!wr_signals_stopping()) {
+        w->conn = wr_amqp_connect(cfg->broker_uri, cfg->heartbeat, cfg->connect_timeout, name, err,
+                                  sizeof err);
+        if (!w->conn) {
             wr_warn("broker: %s; retrying in %d ms", err, backoff);
-            if (backoff_sleep(&w, backoff))
-                break;
-            backoff = next_backoff(backoff);
-            continue;
+        } else if (wr_topology_setup(w->conn, CHANNEL, cfg, w->consumer_tags) < 0) {
+            wr_amqp_close(w->conn);
+            w->conn = NULL;
+        } else {
+            backoff = BACKOFF_MIN_MS;
+            wr_info("consuming from %zu route%s, prefetch %d", cfg->nroutes,
+                    cfg->nroutes == 1 ? "" : "s", cfg->prefetch);
+            report(w, &ready);
+            int why = serve(w);
+            abandon_work(w);
+            if (why == SERVE_STOP) {
+                wr_amqp_close(w->conn);
+                w->conn = NULL;
+                return;
+            }
+            /* The socket is dead or the channel closed: don't wait for a
+             * polite close handshake. */
+            amqp_destroy_connection(w->conn);
+            w->conn = NULL;
         }
-        if (setup_topology(&w) < 0) {
-            wr_amqp_close(w.conn);
-            w.conn = NULL;
-            if (backoff_sleep(&w, backoff))
-                break;
-            backoff = next_backoff(backoff);
-            continue;
-        }
-        backoff = BACKOFF_MIN_MS;
-        wr_info("consuming from %zu route%s, prefetch %d", cfg->nroutes,
-                cfg->nroutes == 1 ? "" : "s", cfg->prefetch);
-        report(&w, &ready);
-
-        int why = serve(&w);
-        if (w.busy) {
-            /* The connection died under a running handler.  Let it finish
-             * (a thread cannot be cancelled safely), drop its reply: the
-             * broker redelivers the unacked message. */
-            wr_runner_collect(w.runner, 1);
-            wr_warn("route %s: connection lost while running %s; the broker will redeliver it",
-                    w.route->name, wr_dispatch_method(&w.job));
-            drop_job(&w);
-        }
-        drop_pending(&w);
-        if (why == SERVE_STOP) {
-            wr_amqp_close(w.conn);
-            w.conn = NULL;
-            break;
-        }
-        /* The socket is dead or the channel closed: don't wait for a
-         * polite close handshake. */
-        amqp_destroy_connection(w.conn);
-        w.conn = NULL;
-        if (backoff_sleep(&w, backoff))
-            break;
+        if (backoff_sleep(w, backoff))
+            return;
         backoff = next_backoff(backoff);
     }
-    wr_info("stopping after %lu request%s", w.handled, w.handled == 1 ? "" : "s");
-    for (size_t i = 0; i < cfg->nroutes; i++)
-        free(w.consumer_tags[i]);
-    free(w.consumer_tags);
-    free(w.poison);
-    wr_runner_stop(w.runner);
-    wr_plugins_unload(w.plugins);
-    close(sigpipe_fds[0]);
-    close(sigpipe_fds[1]);
+}
+
+int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
+{
+    worker w = {.index = index, .cfg = cfg};
+    int code;
+
+    srand((unsigned)getpid() ^ (unsigned)time(NULL));
+    code = worker_open(&w, plugin_dir);
+    if (code == WR_EXIT_OK) {
+        run(&w);
+        wr_info("stopping after %lu request%s", w.handled, w.handled == 1 ? "" : "s");
+    }
+    worker_close(&w);
     return code;
 }
