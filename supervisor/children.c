@@ -43,7 +43,7 @@ static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_si
     c->exit_status = exit_status;
     c->term_signal = term_signal;
     close_once((uv_handle_t *)proc);
-    /* stdin is normally closed long before; make sure. */
+    /* stdin carries commands for the worker's whole life: close it now. */
     close_once((uv_handle_t *)&c->input);
 }
 
@@ -55,12 +55,21 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof c->line - c->line_len;
 }
 
-/* Status lines arrive in arbitrary chunks: split on newlines, keep the
- * tail for the next read. */
+static void on_status_line(const char *line, void *arg)
+{
+    wr_child *c = arg;
+    wr_ipc_msg m;
+
+    if (wr_ipc_parse(line, &m) == 0)
+        wr_supervisor_child_status(c->sup, c, &m);
+    else
+        wr_warn("worker %d: unreadable status line: %.80s", c->index, line);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     wr_child *c = s->data;
-    char *start, *nl;
+    int dropped;
     (void)buf;
 
     if (n < 0) {
@@ -69,23 +78,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         close_once((uv_handle_t *)s);
         return;
     }
-    c->line_len += (size_t)n;
-    start = c->line;
-    while ((nl = memchr(start, '\n', c->line_len - (size_t)(start - c->line)))) {
-        wr_ipc_msg m;
-        *nl = '\0';
-        if (wr_ipc_parse(start, &m) == 0)
-            wr_supervisor_child_status(c->sup, c, &m);
-        else
-            wr_warn("worker %d: unreadable status line: %.80s", c->index, start);
-        start = nl + 1;
-    }
-    c->line_len -= (size_t)(start - c->line);
-    memmove(c->line, start, c->line_len);
-    if (c->line_len == sizeof c->line) { /* a line too long: drop it */
+    c->line_len = wr_ipc_split_lines(c->line, c->line_len + (size_t)n, sizeof c->line,
+                                     on_status_line, c, &dropped);
+    if (dropped)
         wr_warn("worker %d: status line too long; dropped", c->index);
-        c->line_len = 0;
-    }
 }
 
 static void on_input_written(uv_write_t *req, int status)
