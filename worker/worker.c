@@ -422,6 +422,8 @@ static int finish_job(worker *w, int reject)
     m.failed = w->failed;
     report(w, &m);
 out:
+    if (rc < 0) /* unanswered or unacked: the broker redelivers it */
+        report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
     free(key);
     free(reply_to);
     return rc;
@@ -698,6 +700,7 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
             wr_runner_collect(w.runner, 1);
             wr_warn("route %s: connection lost while running %s; the broker will redeliver it",
                     w.route->name, wr_dispatch_method(&w.job));
+            report(&w, &(wr_ipc_msg){.type = WR_IPC_DROP});
             drop_job(&w);
         }
         drop_pending(&w);
