@@ -630,12 +630,16 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
     wr_ipc_msg ready = {.type = WR_IPC_READY};
 
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
+    /* Probe fd 3 before install_signals() opens a pipe that would take it.
+     * Without it we were started by hand: run without a supervisor (no
+     * status lines, no commands on stdin), which is handy for debugging. */
+    int supervised = fcntl(WR_IPC_FD, F_GETFD) >= 0;
     if (install_signals() < 0) {
         wr_error("cannot set up signals: %s", strerror(errno));
         return WR_EXIT_SOFTWARE;
     }
-    if (fcntl(WR_IPC_FD, F_GETFD) < 0) {
-        w.ipc_ok = 0; /* run by hand, without a supervisor */
+    if (!supervised) {
+        w.ipc_ok = 0;
     } else {
         fcntl(WR_IPC_FD, F_SETFD, FD_CLOEXEC);
         /* Belt and braces with the pipe's POLLHUP: if the supervisor is
