@@ -478,9 +478,14 @@ static int handle_other_frame(worker *w)
                  (char *)m->reply_text.bytes);
         return -1;
     }
-    case AMQP_BASIC_CANCEL_METHOD:
-        wr_error("broker cancelled a consumer (queue deleted?)");
+    case AMQP_BASIC_CANCEL_METHOD: {
+        const wr_route *r =
+            route_of(w, ((amqp_basic_cancel_t *)frame.payload.method.decoded)->consumer_tag);
+        wr_error("route %s: broker cancelled the consumer (queue %s deleted?); reconnecting to "
+                 "declare it again",
+                 r ? r->name : "?", r ? r->queue : "?");
         return -1;
+    }
     default:
         return 0;
     }

@@ -211,3 +211,55 @@ Test(reconnect, kill_after_reconnect_blames_no_old_request, .timeout = 120)
     wr_client_close(c);
     cr_assert_eq(wr_test_warren_stop(&w), 0);
 }
+
+/* Consumers on QUEUE according to the broker, or -1 when it has no such
+ * queue. */
+static int consumers(const char *queue)
+{
+    char args[512], *out;
+    int n;
+    snprintf(args, sizeof args,
+             "list_queues -q --no-table-headers name consumers "
+             "| awk '$1==\"%s\"{print $2; found=1} END{if(!found) print -1}'",
+             queue);
+    out = wr_test_broker_ctl(args);
+    n = atoi(out);
+    free(out);
+    return n;
+}
+
+/*
+ * Someone deletes the route's queue under a running pool (an operator, a
+ * policy).  The broker cancels the consumers (basic.cancel: the workers
+ * announce consumer_cancel_notify); each worker notices, reconnects,
+ * declares the queue again and consumes, and calls are answered again.
+ */
+Test(reconnect, deleted_queue_is_declared_again, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    wr_client *c;
+    char args[256], *reply;
+    int n = 0;
+
+    wr_test_warren_start(&w, 2, NULL, 1);
+    cr_assert_eq(consumers(w.queue), 2);
+    snprintf(args, sizeof args, "delete_queue '%s'", w.queue);
+    free(wr_test_broker_ctl(args));
+    cr_assert(wr_test_log_wait(&w, "broker cancelled the consumer", 2, 15000),
+              "the workers did not notice the queue is gone:\n%s", wr_test_log_read(&w));
+    cr_assert(wr_test_log_wait(&w, "consuming from", 4, 30000),
+              "the workers did not consume again:\n%s", wr_test_log_read(&w));
+    for (int tries = 0; tries < 250 && (n = consumers(w.queue)) != 2; tries++)
+        usleep(20000);
+    cr_assert_eq(n, 2, "the broker lists %d consumers on the new queue", n);
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    reply =
+        wr_test_rpc(c, w.queue, "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1],\"id\":1}",
+                    "after-delete", 10000);
+    cr_assert_not_null(reply, "no reply after the queue was declared again:\n%s",
+                       wr_test_log_read(&w));
+    free(reply);
+    wr_client_close(c);
+    cr_assert_eq(wr_test_log_count(&w, " exited "), 0, "noticing must not cost the process");
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
