@@ -67,8 +67,8 @@ amqp_connection_state_t wr_amqp_connect(const char *uri, int heartbeat, int conn
     amqp_socket_t *sock;
     struct timeval tv = {.tv_sec = connect_timeout, .tv_usec = 0};
     char *copy = strdup(uri);
-    amqp_table_entry_t props[1];
-    amqp_table_t table = {.num_entries = 1, .entries = props};
+    amqp_table_entry_t caps[1], props[2];
+    amqp_table_t table = {.num_entries = 2, .entries = props};
     int one = 1, st;
 
     if (!copy) {
@@ -107,6 +107,16 @@ amqp_connection_state_t wr_amqp_connect(const char *uri, int heartbeat, int conn
     props[0].key = amqp_cstring_bytes("connection_name");
     props[0].value.kind = AMQP_FIELD_KIND_UTF8;
     props[0].value.value.bytes = amqp_cstring_bytes(name);
+    /* Without consumer_cancel_notify the broker drops our consumer
+     * silently when its queue is deleted, and the worker would sit idle
+     * reporting ready; with it, a basic.cancel arrives and the worker
+     * reconnects and declares the queue again. */
+    caps[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+    caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    caps[0].value.value.boolean = 1;
+    props[1].key = amqp_cstring_bytes("capabilities");
+    props[1].value.kind = AMQP_FIELD_KIND_TABLE;
+    props[1].value.value.table = (amqp_table_t){.num_entries = 1, .entries = caps};
     if (wr_amqp_check(amqp_login_with_properties(conn, info.vhost, 0, WR_FRAME_MAX, heartbeat,
                                                  &table, AMQP_SASL_METHOD_PLAIN, info.user,
                                                  info.password),

@@ -1,8 +1,8 @@
 /*
  * AMQP helpers shared by the worker: opening a connection the way warren
  * always wants it (timeout, TCP_NODELAY, heartbeats, a connection name the
- * broker shows), and turning rabbitmq-c's three error shapes into one line
- * of text.
+ * broker shows, consumer_cancel_notify so a deleted queue is noticed), and turning rabbitmq-c's
+ * three error shapes into one line of text.
  */
 #ifndef WR_AMQP_CONN_H
 #define WR_AMQP_CONN_H

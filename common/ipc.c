@@ -72,6 +72,9 @@ int wr_ipc_format(const wr_ipc_msg *msg, char *line, size_t size)
     case WR_IPC_SYNC:
         n = snprintf(line, size, "sync\n");
         break;
+    case WR_IPC_DROP:
+        n = snprintf(line, size, "drop\n");
+        break;
     default:
         return -1;
     }
@@ -130,6 +133,10 @@ int wr_ipc_parse(const char *line, wr_ipc_msg *msg)
     }
     if (strcmp(kind, "sync") == 0) {
         msg->type = WR_IPC_SYNC;
+        return 0;
+    }
+    if (strcmp(kind, "drop") == 0) {
+        msg->type = WR_IPC_DROP;
         return 0;
     }
     if (strcmp(kind, "done") == 0) {

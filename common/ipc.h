@@ -11,6 +11,9 @@
  *                                    see wr_ipc_body_hash)
  *   done HANDLED FAILED              it ended; running totals of messages
  *                                    handled and of error replies
+ *   drop                             it ended unanswered and unacked (the
+ *                                    connection failed): the broker
+ *                                    redelivers it, the worker holds nothing
  *
  * The worker's end is fd 3 (WR_IPC_FD), set up by the supervisor.
  *
@@ -36,6 +39,7 @@ typedef enum wr_ipc_type {
     WR_IPC_READY = 1,
     WR_IPC_START,
     WR_IPC_DONE,
+    WR_IPC_DROP,
     WR_IPC_POISON, /* supervisor → worker */
     WR_IPC_SYNC    /* supervisor → worker */
 } wr_ipc_type;

@@ -701,9 +701,15 @@ static void validate(struct load *l)
     cfg->plugins_line =
         l->given[find_key("plugins", "load")] > 0 ? l->given[find_key("plugins", "load")] : 0;
 
-    if (uri && strncmp(uri, "amqp://", 7) && strncmp(uri, "amqps://", 8))
+    /* amqps:// would parse, and then every worker would retry forever:
+     * the connection code has no TLS yet.  Refuse it here, where --check
+     * and the systemd unit's ExecStartPre see it. */
+    if (uri && !strncmp(uri, "amqps://", 8))
         problem(l, l->given[find_key("broker", "uri")],
-                "uri: expected an amqp:// or amqps:// URI, got \"%s\"", uri);
+                "uri: amqps:// (TLS) is not supported yet; use amqp://");
+    else if (uri && strncmp(uri, "amqp://", 7))
+        problem(l, l->given[find_key("broker", "uri")], "uri: expected an amqp:// URI, got \"%s\"",
+                uri);
 
     for (size_t r = 0; r < cfg->nroutes; r++) {
         const int *given = l->routes[r].given;

@@ -134,7 +134,11 @@ void wr_supervisor_child_status(wr_supervisor *sup, wr_child *c, const wr_ipc_ms
 {
     switch (m->type) {
     case WR_IPC_READY:
+        /* Also after a reconnect: whatever the worker held then is gone
+         * with its old connection (it said "drop"; this is the backstop),
+         * so a later death must not be blamed on it. */
         c->state = WR_CHILD_IDLE;
+        memset(&c->current, 0, sizeof c->current);
         if (!sup->ready_announced) {
             int ready = 0;
             for (int i = 0; i < sup->nchildren; i++)
@@ -156,6 +160,10 @@ void wr_supervisor_child_status(wr_supervisor *sup, wr_child *c, const wr_ipc_ms
         c->state = WR_CHILD_IDLE;
         c->handled = m->handled;
         c->failed = m->failed;
+        memset(&c->current, 0, sizeof c->current);
+        break;
+    case WR_IPC_DROP: /* connection lost mid-request; the broker redelivers it */
+        c->state = WR_CHILD_IDLE;
         memset(&c->current, 0, sizeof c->current);
         break;
     default: /* commands go the other way */

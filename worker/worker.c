@@ -176,13 +176,13 @@ static int finish_job(worker *w, int reject)
 
     if (w->job.reply && wr_reply_publish(w->conn, CHANNEL, w->route, &w->env.message.properties,
                                          w->job.reply, w->job.reply_len, w->job.reply_id) < 0)
-        return -1;
+        goto dropped;
     st = reject ? amqp_basic_reject(w->conn, CHANNEL, w->env.delivery_tag, 0)
                 : amqp_basic_ack(w->conn, CHANNEL, w->env.delivery_tag, 0);
     if (st != AMQP_STATUS_OK) {
         wr_error("route %s: %s failed: %s", w->route->name, reject ? "reject" : "ack",
                  amqp_error_string2(st));
-        return -1;
+        goto dropped;
     }
     w->handled++;
     if (w->job.nerrors)
@@ -191,6 +191,11 @@ static int finish_job(worker *w, int reject)
     m.failed = w->failed;
     report(w, &m);
     return 0;
+dropped:
+    /* Unanswered or unacked: the broker redelivers it, and the supervisor
+     * must not blame a later death on it. */
+    report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
+    return -1;
 }
 
 /* Release the job in hand and its delivery. */
@@ -242,9 +247,15 @@ static int handle_other_frame(worker *w)
                  (char *)m->reply_text.bytes);
         return -1;
     }
-    case AMQP_BASIC_CANCEL_METHOD:
-        wr_error("broker cancelled a consumer (queue deleted?)");
+    case AMQP_BASIC_CANCEL_METHOD: {
+        const wr_route *r = wr_topology_route_of(
+            w->cfg, w->consumer_tags,
+            ((amqp_basic_cancel_t *)frame.payload.method.decoded)->consumer_tag);
+        wr_error("route %s: broker cancelled the consumer (queue %s deleted?); reconnecting to "
+                 "declare it again",
+                 r ? r->name : "?", r ? r->queue : "?");
         return -1;
+    }
     default:
         return 0;
     }
@@ -421,7 +432,9 @@ static int worker_open(worker *w, const char *plugin_dir)
     int supervised;
 
     /* Probe fd 3 before anything opens a descriptor that could take its
-     * number: by hand (no supervisor), fd 3 is free. */
+     * number.  Without it we were started by hand: run without a
+     * supervisor (no status lines, no commands on stdin), which is handy
+     * for debugging. */
     supervised = fcntl(WR_IPC_FD, F_GETFD) >= 0;
     if (wr_signals_install() < 0) {
         wr_error("cannot set up signals: %s", strerror(errno));
@@ -485,6 +498,7 @@ static void abandon_work(worker *w)
         wr_runner_collect(w->runner, 1);
         wr_warn("route %s: connection lost while running %s; the broker will redeliver it",
                 w->route->name, wr_dispatch_method(&w->job));
+        report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
         drop_job(w);
     }
     drop_pending(w);

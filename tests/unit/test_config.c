@@ -190,7 +190,7 @@ Test(config, minimal_config_gets_every_default)
 }
 
 static const char full[] = "[broker]\n"
-                           "uri = amqps://u:p@rabbit.example:5671/prod\n"
+                           "uri = amqp://u:p@rabbit.example:5671/prod\n"
                            "heartbeat = 0\n"
                            "connect_timeout = 600\n"
                            "[pool]\n"
@@ -219,7 +219,7 @@ Test(config, every_key_is_parsed)
     const wr_route *r;
 
     load_ok(&cfg, full, NULL, 0);
-    cr_expect_str_eq(cfg.broker_uri, "amqps://u:p@rabbit.example:5671/prod");
+    cr_expect_str_eq(cfg.broker_uri, "amqp://u:p@rabbit.example:5671/prod");
     cr_expect_eq(cfg.heartbeat, 0);
     cr_expect_eq(cfg.connect_timeout, 600);
     cr_expect_eq(cfg.workers, 1024);
