@@ -16,7 +16,6 @@
 #include "client/rpc_client.h"
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -26,8 +25,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/amqp_conn.h"
+
 #define CHANNEL 1
-#define FRAME_MAX 131072
 #define CONNECT_TIMEOUT_S 5 /* TCP connect, then the AMQP handshake */
 #define RPC_TIMEOUT_S 30    /* any synchronous method (declare, consume...) */
 #define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
@@ -136,133 +136,20 @@ static int rpc_fail(wr_client *c, amqp_rpc_reply_t r, const char *what, char *er
     return -1;
 }
 
-static char *dup_bytes(amqp_bytes_t b)
-{
-    char *s = malloc(b.len + 1);
-
-    if (s == NULL)
-        return NULL;
-    if (b.len > 0)
-        memcpy(s, b.bytes, b.len);
-    s[b.len] = '\0';
-    return s;
-}
-
-/*
- * rabbitmq-c leaves the vhost of "amqp://host:port/" empty (the AMQP URI
- * spec's reading), and RabbitMQ has no vhost "".  Everyone who writes that
- * URI means the default vhost "/", so that is what an empty one becomes;
- * "amqp://host/%2f" still spells "/" explicitly.
- */
-static const char *vhost_of(const struct amqp_connection_info *ci)
-{
-    return (ci->vhost == NULL || ci->vhost[0] == '\0') ? "/" : ci->vhost;
-}
-
-/*
- * Log in.  heartbeat 0: a short-lived client that blocks in our own calls.
- * consumer_cancel_notify: without it the broker silently drops our
- * consumer when the reply queue is deleted, and we would wait for the
- * timeout instead of reporting it.  connection_name: for the operator
- * reading `rabbitmqctl list_connections`.
- */
-static amqp_rpc_reply_t login(amqp_connection_state_t conn, const struct amqp_connection_info *ci)
-{
-    amqp_table_entry_t caps_e[1], props_e[2];
-    amqp_table_t caps = {1, caps_e}, props = {2, props_e};
-
-    caps_e[0].key = amqp_cstring_bytes("consumer_cancel_notify");
-    caps_e[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
-    caps_e[0].value.value.boolean = 1;
-    props_e[0].key = amqp_cstring_bytes("capabilities");
-    props_e[0].value.kind = AMQP_FIELD_KIND_TABLE;
-    props_e[0].value.value.table = caps;
-    props_e[1].key = amqp_cstring_bytes("connection_name");
-    props_e[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    props_e[1].value.value.bytes = amqp_cstring_bytes("warren rpc client");
-    return amqp_login_with_properties(conn, vhost_of(ci), 0, FRAME_MAX, 0, &props,
-                                      AMQP_SASL_METHOD_PLAIN, ci->user, ci->password);
-}
-
-/* Open the TCP connection, log in and open the channel.  0 or -1 + ERR. */
+/* Open the connection (common/amqp_conn.c: the same as a worker's, without
+ * heartbeats: a short-lived client blocks in our own calls) and bound every
+ * synchronous method.  0 or -1 + ERR. */
 static int open_connection(wr_client *c, const char *uri, char *err, size_t errlen)
 {
-    struct amqp_connection_info ci;
-    struct timeval tv = {.tv_sec = CONNECT_TIMEOUT_S};
     struct timeval rpc_tv = {.tv_sec = RPC_TIMEOUT_S};
-    amqp_socket_t *sock;
-    amqp_rpc_reply_t r;
-    char *copy;
-    int rc = -1, st;
 
-    /* amqp_parse_url writes into its argument and points CI into it. */
-    copy = strdup(uri);
-    if (copy == NULL) {
-        seterr(err, errlen, "out of memory");
+    c->conn = wr_amqp_connect(uri, 0, CONNECT_TIMEOUT_S, "warren rpc client", err, errlen);
+    if (c->conn == NULL) {
+        c->broken = 1;
         return -1;
     }
-    amqp_default_connection_info(&ci);
-    if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
-        /* Not echoed: it may hold a password. */
-        seterr(err, errlen, "invalid AMQP URI (expected amqp://USER:PASSWORD@HOST:PORT/VHOST)");
-        goto out;
-    }
-    if (ci.ssl) {
-        seterr(err, errlen, "amqps:// URIs are not supported (no TLS in this client)");
-        goto out;
-    }
-
-    c->conn = amqp_new_connection();
-    if (c->conn == NULL) {
-        seterr(err, errlen, "out of memory");
-        goto out;
-    }
-    sock = amqp_tcp_socket_new(c->conn);
-    if (sock == NULL) {
-        seterr(err, errlen, "cannot create a socket");
-        goto out;
-    }
-    errno = 0;
-    st = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
-    if (st != AMQP_STATUS_OK) {
-        /*
-         * rabbitmq-c says only "a socket error occurred".  errno names the
-         * cause when connect() failed at once; when it failed later (the
-         * usual refused connection) rabbitmq-c drops SO_ERROR and errno is
-         * left at EINPROGRESS, which would mislead.
-         */
-        if (st == AMQP_STATUS_SOCKET_ERROR && errno != 0 && errno != EINPROGRESS)
-            seterr(err, errlen, "cannot connect to %s:%d: %s", ci.host, ci.port, strerror(errno));
-        else if (st == AMQP_STATUS_SOCKET_ERROR)
-            seterr(err, errlen, "cannot connect to %s:%d: connection refused or host unreachable",
-                   ci.host, ci.port);
-        else
-            seterr(err, errlen, "cannot connect to %s:%d: %s", ci.host, ci.port,
-                   amqp_error_string2(st));
-        c->broken = 1;
-        goto out;
-    }
-    amqp_set_handshake_timeout(c->conn, &tv);
     amqp_set_rpc_timeout(c->conn, &rpc_tv);
-
-    r = login(c->conn, &ci);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        char what[128];
-
-        snprintf(what, sizeof what, "login to %s:%d", ci.host, ci.port);
-        rpc_fail(c, r, what, err, errlen);
-        /* A refused login ends with the socket closed under us. */
-        c->broken = 1;
-        goto out;
-    }
-    amqp_channel_open(c->conn, CHANNEL);
-    r = amqp_get_rpc_reply(c->conn);
-    if (rpc_fail(c, r, "channel.open", err, errlen) < 0)
-        goto out;
-    rc = 0;
-out:
-    free(copy);
-    return rc;
+    return 0;
 }
 
 /* Set up the reply queue and its consumer as C->mode says. */
@@ -280,7 +167,7 @@ static int setup_reply_queue(wr_client *c, char *err, size_t errlen)
         r = amqp_get_rpc_reply(c->conn);
         if (rpc_fail(c, r, "queue.declare (reply queue)", err, errlen) < 0)
             return -1;
-        c->reply_queue = dup_bytes(ok->queue);
+        c->reply_queue = wr_amqp_strdup(ok->queue);
     } else {
         c->reply_queue = strdup(DIRECT_REPLY_TO);
     }
@@ -474,11 +361,11 @@ static int copy_reply(const amqp_envelope_t *env, wr_client_reply *reply)
 {
     const amqp_basic_properties_t *p = &env->message.properties;
 
-    reply->body = dup_bytes(env->message.body);
+    reply->body = wr_amqp_strdup(env->message.body);
     reply->len = env->message.body.len;
-    reply->routing_key = dup_bytes(env->routing_key);
+    reply->routing_key = wr_amqp_strdup(env->routing_key);
     if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
-        reply->correlation_id = dup_bytes(p->correlation_id);
+        reply->correlation_id = wr_amqp_strdup(p->correlation_id);
     reply->persistent = (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p->delivery_mode == 2;
     if (reply->body == NULL || reply->routing_key == NULL ||
         ((p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) && reply->correlation_id == NULL)) {

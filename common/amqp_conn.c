@@ -9,6 +9,7 @@
 #include "common/amqp_conn.h"
 
 #include <amqp_tcp_socket.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -59,6 +60,54 @@ int wr_amqp_check(amqp_rpc_reply_t r, const char *what, char *err, size_t errlen
     return -1;
 }
 
+/* Why amqp_socket_open_noblock failed with ST, as a line for ERR. */
+static void connect_error(int st, const char *host, int port, char *err, size_t errlen)
+{
+    /*
+     * rabbitmq-c says only "a socket error occurred".  errno names the
+     * cause when connect() failed at once; when it failed later (the usual
+     * refused connection) rabbitmq-c drops SO_ERROR and errno is left at
+     * EINPROGRESS, which would mislead.
+     */
+    if (st == AMQP_STATUS_SOCKET_ERROR && errno != 0 && errno != EINPROGRESS)
+        snprintf(err, errlen, "cannot connect to %s:%d: %s", host, port, strerror(errno));
+    else if (st == AMQP_STATUS_SOCKET_ERROR)
+        snprintf(err, errlen, "cannot connect to %s:%d: connection refused or host unreachable",
+                 host, port);
+    else
+        snprintf(err, errlen, "cannot connect to %s:%d: %s", host, port, amqp_error_string2(st));
+}
+
+/*
+ * Log in with our client properties.  connection_name: for the operator
+ * reading `rabbitmqctl list_connections`.  consumer_cancel_notify: without
+ * it the broker drops a consumer silently when its queue is deleted (a
+ * worker would sit idle reporting ready, a client would wait for its
+ * timeout); with it, a basic.cancel arrives.
+ */
+static amqp_rpc_reply_t login(amqp_connection_state_t conn, const struct amqp_connection_info *ci,
+                              int heartbeat, const char *name)
+{
+    amqp_table_entry_t caps[1], props[2];
+    amqp_table_t table = {.num_entries = 2, .entries = props};
+
+    props[0].key = amqp_cstring_bytes("connection_name");
+    props[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    props[0].value.value.bytes = amqp_cstring_bytes(name);
+    caps[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+    caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    caps[0].value.value.boolean = 1;
+    props[1].key = amqp_cstring_bytes("capabilities");
+    props[1].value.kind = AMQP_FIELD_KIND_TABLE;
+    props[1].value.value.table = (amqp_table_t){.num_entries = 1, .entries = caps};
+    /* "amqp://host:port/" parses as vhost "" (the AMQP URI spec's reading)
+     * and RabbitMQ has no vhost "": everyone who writes that URI means the
+     * default "/", while "amqp://host/%2f" still spells it out. */
+    return amqp_login_with_properties(conn, ci->vhost && *ci->vhost ? ci->vhost : "/", 0,
+                                      WR_FRAME_MAX, heartbeat, &table, AMQP_SASL_METHOD_PLAIN,
+                                      ci->user, ci->password);
+}
+
 amqp_connection_state_t wr_amqp_connect(const char *uri, int heartbeat, int connect_timeout,
                                         const char *name, char *err, size_t errlen)
 {
@@ -66,9 +115,8 @@ amqp_connection_state_t wr_amqp_connect(const char *uri, int heartbeat, int conn
     amqp_connection_state_t conn = NULL;
     amqp_socket_t *sock;
     struct timeval tv = {.tv_sec = connect_timeout, .tv_usec = 0};
-    char *copy = strdup(uri);
-    amqp_table_entry_t caps[1], props[2];
-    amqp_table_t table = {.num_entries = 2, .entries = props};
+    char *copy = strdup(uri); /* amqp_parse_url writes into it, INFO points into it */
+    char what[300];
     int one = 1, st;
 
     if (!copy) {
@@ -77,12 +125,10 @@ amqp_connection_state_t wr_amqp_connect(const char *uri, int heartbeat, int conn
     }
     amqp_default_connection_info(&info);
     if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
-        snprintf(err, errlen, "cannot parse broker uri");
+        /* Not echoed: it may hold a password. */
+        snprintf(err, errlen, "invalid AMQP URI (expected amqp://USER:PASSWORD@HOST:PORT/VHOST)");
         goto fail;
     }
-    /* "amqp://host:port/" parses as vhost "": users mean the default. */
-    if (!info.vhost || !*info.vhost)
-        info.vhost = "/";
     if (info.ssl) {
         snprintf(err, errlen, "amqps:// is not supported yet");
         goto fail;
@@ -93,34 +139,19 @@ amqp_connection_state_t wr_amqp_connect(const char *uri, int heartbeat, int conn
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    errno = 0;
     st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
     if (st != AMQP_STATUS_OK) {
-        snprintf(err, errlen, "cannot connect to %s:%d: %s", info.host, info.port,
-                 amqp_error_string2(st));
+        connect_error(st, info.host, info.port, err, errlen);
         goto fail;
     }
     /* Replies are small and latency-bound: never wait for Nagle. */
     setsockopt(amqp_get_sockfd(conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    /* Bound the handshake too: a half-dead broker must not hang a worker. */
+    /* Bound the handshake too: a half-dead broker must not hang us. */
     amqp_set_handshake_timeout(conn, &tv);
 
-    props[0].key = amqp_cstring_bytes("connection_name");
-    props[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    props[0].value.value.bytes = amqp_cstring_bytes(name);
-    /* Without consumer_cancel_notify the broker drops our consumer
-     * silently when its queue is deleted, and the worker would sit idle
-     * reporting ready; with it, a basic.cancel arrives and the worker
-     * reconnects and declares the queue again. */
-    caps[0].key = amqp_cstring_bytes("consumer_cancel_notify");
-    caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
-    caps[0].value.value.boolean = 1;
-    props[1].key = amqp_cstring_bytes("capabilities");
-    props[1].value.kind = AMQP_FIELD_KIND_TABLE;
-    props[1].value.value.table = (amqp_table_t){.num_entries = 1, .entries = caps};
-    if (wr_amqp_check(amqp_login_with_properties(conn, info.vhost, 0, WR_FRAME_MAX, heartbeat,
-                                                 &table, AMQP_SASL_METHOD_PLAIN, info.user,
-                                                 info.password),
-                      "login", err, errlen))
+    snprintf(what, sizeof what, "login to %s:%d", info.host, info.port);
+    if (wr_amqp_check(login(conn, &info, heartbeat, name), what, err, errlen))
         goto fail;
     amqp_channel_open(conn, 1);
     if (wr_amqp_check(amqp_get_rpc_reply(conn), "channel.open", err, errlen))
