@@ -18,19 +18,24 @@
 
 #include "common/log.h"
 
-void wr_dispatch_prepare(wr_job *job, const char *body, size_t len, long max_size,
-                         const char *label)
+void wr_dispatch_prepare(wr_job *job, const wr_route *route, const char *body, size_t len,
+                         long max_size)
 {
     memset(job, 0, sizeof *job);
     job->body = body;
     job->len = len;
-    job->label = label;
+    job->route = route;
+    job->label = route->name;
     job->max_size = max_size;
     if ((long)len > max_size) {
         job->oversize = 1;
         return;
     }
-    wr_jsonrpc_decode(body, len, &job->req);
+    switch ((wr_format)route->format) {
+    case WR_FORMAT_JSONRPC:
+        wr_jsonrpc_decode(body, len, &job->req);
+        break;
+    }
 }
 
 const char *wr_dispatch_method(const wr_job *job)

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "config/config.h"
 #include "worker/jsonrpc.h"
 #include "worker/plugin_loader.h"
 
@@ -16,7 +17,8 @@ typedef struct wr_job {
     /* Input, borrowed: the body stays valid until wr_dispatch_free. */
     const char *body;
     size_t len;
-    const char *label; /* for log lines: the route name */
+    const wr_route *route; /* borrowed: where the message came from, how it is read */
+    const char *label;     /* for log lines: the route name */
 
     /* Filled by wr_dispatch_prepare. */
     wr_rpc_request req;
@@ -32,10 +34,11 @@ typedef struct wr_job {
     unsigned nerrors; /* error responses produced (any code) */
 } wr_job;
 
-/* Decode BODY into JOB (zeroing it first).  Bodies over MAX_SIZE bytes are
- * not parsed at all. */
-void wr_dispatch_prepare(wr_job *job, const char *body, size_t len, long max_size,
-                         const char *label);
+/* Decode BODY, which arrived on ROUTE (read as its format says), into JOB
+ * (zeroing it first).  Bodies over MAX_SIZE bytes are not parsed at all.
+ * ROUTE must outlive JOB. */
+void wr_dispatch_prepare(wr_job *job, const wr_route *route, const char *body, size_t len,
+                         long max_size);
 
 /* Method of the first call, for status lines; borrowed; "-" when none. */
 const char *wr_dispatch_method(const wr_job *job);

@@ -133,8 +133,8 @@ static int start_job(worker *w, amqp_envelope_t *env)
     w->route = wr_topology_route_of(w->cfg, w->consumer_tags, env->consumer_tag);
     if (!w->route) /* cannot happen: we only consume with our own tags */
         w->route = &w->cfg->routes[0];
-    wr_dispatch_prepare(&w->job, env->message.body.bytes, env->message.body.len,
-                        w->cfg->max_message_size, w->route->name);
+    wr_dispatch_prepare(&w->job, w->route, env->message.body.bytes, env->message.body.len,
+                        w->cfg->max_message_size);
     w->busy = 1;
 
     snprintf(m.route, sizeof m.route, "%s", w->route->name);

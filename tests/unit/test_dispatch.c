@@ -10,6 +10,7 @@
 #include "worker/plugin_loader.h"
 
 static wr_plugins *plugins;
+static const wr_route route = {.name = "test", .queue = "q", .format = WR_FORMAT_JSONRPC};
 
 static void load(void)
 {
@@ -33,7 +34,7 @@ static json_t *run(const char *body, char **id_text)
     wr_job job;
     json_t *reply = NULL;
 
-    wr_dispatch_prepare(&job, body, strlen(body), 1024, "test");
+    wr_dispatch_prepare(&job, &route, body, strlen(body), 1024);
     wr_dispatch_run(&job, plugins);
     if (job.reply) {
         reply = json_loadb(job.reply, job.reply_len, 0, NULL);
@@ -155,7 +156,7 @@ static json_t *refuse(const char *body, char **id_text)
     wr_job job;
     json_t *reply = NULL;
 
-    wr_dispatch_prepare(&job, body, strlen(body), 1024, "test");
+    wr_dispatch_prepare(&job, &route, body, strlen(body), 1024);
     wr_dispatch_refuse(&job, "request refused: it killed 3 workers");
     cr_expect_eq(job.nerrors, 1);
     if (job.reply)
