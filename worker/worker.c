@@ -659,11 +659,13 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
         fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
     }
 
-    if (wr_plugins_load(&w.plugins, plugin_dir, cfg->plugins, cfg->nplugins, cfg, &diag) < 0) {
+    int loaded = wr_plugins_load(&w.plugins, plugin_dir, cfg->plugins, cfg->nplugins, cfg, &diag);
+    if (loaded < 0) {
         for (size_t i = 0; i < diag.n; i++)
             wr_error("%s", diag.msgs[i]);
         wr_diag_free(&diag);
-        return WR_EXIT_CONFIG;
+        /* Temporary: exit to be started again with backoff, not to stop. */
+        return loaded == WR_PLUGINS_TEMPORARY ? WR_EXIT_TEMPFAIL : WR_EXIT_CONFIG;
     }
     if (wr_runner_start(&w.runner, w.plugins) < 0) {
         wr_error("cannot start the handler thread: %s", strerror(errno));
