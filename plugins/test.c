@@ -6,10 +6,18 @@
  *               sleeps that long, returns the number as given
  *   test.fail   always fails: code 1001, data = the params it got
  *   test.crash  kills the worker with SIGSEGV
+ * Its init() can fail temporarily on request, for the supervisor's retry:
+ *   [plugin test]
+ *   temporary_init_failures = N    the first N inits fail with
+ *                                  WARREN_ERR_TEMPORARY...
+ *   counter_file = PATH            ...counted in PATH (a number; missing
+ *                                  means 0), shared by every worker
+ *                                  (not atomic: use one worker).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <warren/plugin.h>
@@ -92,6 +100,38 @@ static int test_crash(const warren_call *call, json_t *params, json_t **result, 
     abort();
 }
 
+static int test_init(const warren_host *host, void **state, warren_error *err)
+{
+    const char *failures = host->config_get(host, "temporary_init_failures");
+    const char *path = host->config_get(host, "counter_file");
+    long want = failures ? strtol(failures, NULL, 10) : 0, done = 0;
+    int written;
+    FILE *f;
+
+    *state = NULL;
+    if (want <= 0)
+        return 0;
+    if (!path)
+        return warren_error_set(err, WARREN_ERR_INTERNAL,
+                                "temporary_init_failures needs counter_file");
+    f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &done) != 1)
+            done = 0;
+        fclose(f);
+    }
+    if (done >= want)
+        return 0;
+    f = fopen(path, "w");
+    if (!f)
+        return warren_error_set(err, WARREN_ERR_INTERNAL, "cannot write %s", path);
+    written = fprintf(f, "%ld\n", done + 1) > 0;
+    if (fclose(f) != 0 || !written)
+        return warren_error_set(err, WARREN_ERR_INTERNAL, "cannot write %s", path);
+    return warren_error_set(err, WARREN_ERR_TEMPORARY, "temporary failure %ld of %ld requested",
+                            done + 1, want);
+}
+
 static const warren_method test_methods[] = {
     {.name = "test.sleep", .handler = test_sleep, .summary = "sleep [seconds] (0..3600)"},
     {.name = "test.fail", .handler = test_fail, .summary = "fail with code 1001"},
@@ -99,4 +139,4 @@ static const warren_method test_methods[] = {
     {0},
 };
 
-WARREN_PLUGIN_DEFINE(.name = "test", .version = "1.0", .methods = test_methods);
+WARREN_PLUGIN_DEFINE(.name = "test", .version = "1.0", .init = test_init, .methods = test_methods);

@@ -11,7 +11,9 @@
  * A worker that dies while RUNNING is replaced, after a delay that doubles
  * while workers keep dying young, so a broken environment cannot make us
  * spin.  A worker that exits with WR_EXIT_CONFIG (bad plugin) is not
- * replaced: the pool stops and warren exits with that code.
+ * replaced: the pool stops and warren exits with that code.  One that
+ * exits with WR_EXIT_TEMPFAIL (a plugin's init failed temporarily) is
+ * replaced, always after a backoff delay.
  */
 #include "supervisor/supervisor.h"
 
@@ -90,6 +92,7 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
     uint64_t now = uv_now(sup->loop);
     uint64_t lived = now - c->started_ms;
     char how[128], doing[512] = "";
+    int tempfail;
 
     describe_exit(c, how, sizeof how);
     if (c->current.type == WR_IPC_START)
@@ -118,14 +121,20 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
         wr_supervisor_stop(sup, WR_EXIT_CONFIG);
         return;
     }
-    if (lived < YOUNG_DEATH_MS) {
+    /* A temporary failure (a plugin's init said so) backs off however
+     * long the worker took to find out. */
+    tempfail = !c->term_signal && c->exit_status == WR_EXIT_TEMPFAIL;
+    if (lived < YOUNG_DEATH_MS || tempfail) {
         c->restart_delay_ms = c->restart_delay_ms ? c->restart_delay_ms * 2 : RESTART_MIN_MS;
         if (c->restart_delay_ms > RESTART_MAX_MS)
             c->restart_delay_ms = RESTART_MAX_MS;
     } else {
         c->restart_delay_ms = 0;
     }
-    if (c->restart_delay_ms)
+    if (tempfail)
+        wr_warn("worker %d failed temporarily (see above); restarting it in %.1fs", c->index,
+                c->restart_delay_ms / 1000.0);
+    else if (c->restart_delay_ms)
         wr_info("restarting worker %d in %.1fs", c->index, c->restart_delay_ms / 1000.0);
     uv_timer_start(&c->restart_timer, on_restart_timer, (uint64_t)c->restart_delay_ms, 0);
 }

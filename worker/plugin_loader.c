@@ -322,7 +322,8 @@ static void build_method_table(wr_plugins *p)
     qsort(p->methods, p->nmethods, sizeof *p->methods, compare_refs);
 }
 
-/* Run PL's init(); a failure is reported with the plugin's own message. */
+/* Run PL's init(); a failure is reported with the plugin's own message.
+ * Returns 0, -1, or WR_PLUGINS_TEMPORARY when the plugin said so. */
 static int init_plugin(struct plugin *pl, wr_diag *diag)
 {
     warren_error err;
@@ -330,12 +331,14 @@ static int init_plugin(struct plugin *pl, wr_diag *diag)
     if (pl->desc->init) {
         memset(&err, 0, sizeof err);
         if (pl->desc->init(&pl->host, &pl->state, &err) != 0) {
+            int temporary = err.code == WARREN_ERR_TEMPORARY;
             err.message[sizeof err.message - 1] = '\0';
-            wr_diag_add(diag, "plugin %s: init failed: %s", pl->name,
+            wr_diag_add(diag, "plugin %s: init failed%s: %s", pl->name,
+                        temporary ? " temporarily" : "",
                         err.message[0] ? err.message : "(no message)");
             json_decref(err.data); /* ours by the SDK's contract */
             pl->state = NULL;
-            return -1;
+            return temporary ? WR_PLUGINS_TEMPORARY : -1;
         }
     }
     pl->inited = 1;
@@ -348,7 +351,7 @@ int wr_plugins_load(wr_plugins **out, const char *dir, char *const *names, size_
                     const wr_config *cfg, wr_diag *diag)
 {
     wr_plugins *p = wr_xcalloc(1, sizeof *p);
-    int failed = 0;
+    int failed = 0, rc = -1;
 
     *out = NULL;
     p->plugins = wr_xcalloc(nnames, sizeof *p->plugins);
@@ -387,7 +390,7 @@ int wr_plugins_load(wr_plugins **out, const char *dir, char *const *names, size_
 
     /* Pass 2: init in load order; the first failure stops the load. */
     for (size_t i = 0; i < p->n; i++)
-        if (init_plugin(&p->plugins[i], diag) != 0)
+        if ((rc = init_plugin(&p->plugins[i], diag)) != 0)
             goto fail;
 
     build_method_table(p);
@@ -397,7 +400,7 @@ int wr_plugins_load(wr_plugins **out, const char *dir, char *const *names, size_
 fail:
     /* fini()s whatever init()ed, in reverse, and dlclose()s the rest. */
     wr_plugins_unload(p);
-    return -1;
+    return rc;
 }
 
 const wr_method_ref *wr_plugins_find(const wr_plugins *p, const char *name)

@@ -34,10 +34,15 @@ typedef struct wr_method_ref {
  * init() runs; init() runs only when all passed.  The [plugin N] values
  * are copied, so CFG need not outlive the call.
  * On success return 0 and set *out (free with wr_plugins_unload).  On
- * failure return -1, set *out to NULL, with messages in DIAG, each
+ * failure return -1, or WR_PLUGINS_TEMPORARY when all checks passed and
+ * the init() that failed put WARREN_ERR_TEMPORARY in err->code (worth
+ * retrying later, unlike everything else), set *out to NULL, with
+ * messages in DIAG, each
  * starting "plugin N: "; everything loaded so far has been finalized and
  * dlclose()d.
  */
+#define WR_PLUGINS_TEMPORARY (-2) /* an init() said WARREN_ERR_TEMPORARY */
+
 int wr_plugins_load(wr_plugins **out, const char *dir, char *const *names, size_t nnames,
                     const wr_config *cfg, wr_diag *diag) __attribute__((warn_unused_result));
 

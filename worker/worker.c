@@ -429,7 +429,7 @@ static int worker_open(worker *w, const char *plugin_dir)
 {
     const wr_config *cfg = w->cfg;
     wr_diag diag = {0};
-    int supervised;
+    int supervised, loaded;
 
     /* Probe fd 3 before anything opens a descriptor that could take its
      * number.  Without it we were started by hand: run without a
@@ -453,11 +453,13 @@ static int worker_open(worker *w, const char *plugin_dir)
     /* After the config, stdin carries the supervisor's commands. */
     wr_commands_init(&w->commands, supervised);
 
-    if (wr_plugins_load(&w->plugins, plugin_dir, cfg->plugins, cfg->nplugins, cfg, &diag) < 0) {
+    loaded = wr_plugins_load(&w->plugins, plugin_dir, cfg->plugins, cfg->nplugins, cfg, &diag);
+    if (loaded < 0) {
         for (size_t i = 0; i < diag.n; i++)
             wr_error("%s", diag.msgs[i]);
         wr_diag_free(&diag);
-        return WR_EXIT_CONFIG;
+        /* Temporary: exit to be started again with backoff, not to stop. */
+        return loaded == WR_PLUGINS_TEMPORARY ? WR_EXIT_TEMPFAIL : WR_EXIT_CONFIG;
     }
     if (wr_runner_start(&w->runner, w->plugins) < 0) {
         wr_error("cannot start the handler thread: %s", strerror(errno));

@@ -35,7 +35,7 @@ extern "C" {
 
 #define WARREN_PLUGIN_MAGIC 0x5752504cu /* "WRPL" */
 #define WARREN_PLUGIN_ABI_MAJOR 1
-#define WARREN_PLUGIN_ABI_MINOR 0
+#define WARREN_PLUGIN_ABI_MINOR 1 /* 1.1: WARREN_ERR_TEMPORARY */
 
 /* Name of the symbol every plugin exports. */
 #define WARREN_PLUGIN_SYMBOL "warren_plugin"
@@ -47,6 +47,16 @@ extern "C" {
 #define WARREN_ERR_INVALID_PARAMS (-32602)
 #define WARREN_ERR_INTERNAL (-32603)
 /* Application errors should use codes outside -32768..-32000. */
+
+/*
+ * For init() only (ABI 1.1): put this in err->code when the failure is
+ * transient (a database or service not reachable yet).  The worker then
+ * exits with 75 (EX_TEMPFAIL) and the supervisor starts it again with
+ * backoff (0.1 s doubling to 10 s), where any other init failure stops
+ * warren (exit 78).  warren --check says "init failed temporarily".
+ * From a handler it is just an error code, passed to the caller.
+ */
+#define WARREN_ERR_TEMPORARY (-32075)
 
 enum warren_log_level {
     WARREN_LOG_ERROR = 0,
@@ -124,7 +134,9 @@ typedef struct warren_method {
  * header fields are right.
  * init: optional.  Called once per worker process before any call; store
  *       per-process state in *state.  Return 0, or nonzero with *err
- *       filled: the worker refuses to start and says why.
+ *       filled: the worker refuses to start and says why.  With
+ *       err->code = WARREN_ERR_TEMPORARY the worker is retried with
+ *       backoff; with any other code warren stops.
  * fini: optional.  Called once at worker exit with the state init stored.
  * methods: array ended by an entry whose name is NULL.
  *

@@ -120,6 +120,13 @@ static void make_dir(wr_test_warren *w)
     snprintf(w->log, sizeof w->log, "%s/warren.log", w->dir);
 }
 
+const char *wr_test_warren_dir(wr_test_warren *w)
+{
+    if (!w->dir[0])
+        make_dir(w);
+    return w->dir;
+}
+
 void wr_test_warren_spawn(wr_test_warren *w, char *const argv[], const char *out_path)
 {
     const char *bin = env_or_die("WARREN_BIN");
@@ -156,7 +163,8 @@ void wr_test_warren_write_conf(wr_test_warren *w, int workers, const char *extra
 {
     FILE *f;
 
-    make_dir(w);
+    if (!w->dir[0])
+        make_dir(w);
     if (!w->queue[0])
         wr_test_queue_name(w->queue, sizeof w->queue, "test");
     f = fopen(w->conf, "w");

@@ -41,6 +41,10 @@ void wr_test_queue_name(char *buf, size_t len, const char *prefix);
  */
 void wr_test_warren_start(wr_test_warren *w, int workers, const char *extra, int wait_ready);
 
+/* W's directory for its config and log (made on first use): a place for
+ * other files of the test.  Borrowed. */
+const char *wr_test_warren_dir(wr_test_warren *w);
+
 /* Only write the config wr_test_warren_start would write (no start). */
 void wr_test_warren_write_conf(wr_test_warren *w, int workers, const char *extra);
 

@@ -143,6 +143,33 @@ Test(lifecycle, missing_plugin_stops_warren_with_78)
     free(log);
 }
 
+/* A plugin whose init fails temporarily (a service not up yet) costs
+ * restarts with backoff, not the pool: here it fails twice, then the
+ * worker starts and answers. */
+Test(lifecycle, temporary_init_failure_is_retried)
+{
+    wr_test_warren w = {0};
+    char extra[1024], *reply;
+    wr_client *c;
+
+    snprintf(extra, sizeof extra,
+             "[plugin test]\ntemporary_init_failures = 2\ncounter_file = %s/counter\n",
+             wr_test_warren_dir(&w));
+    wr_test_warren_start(&w, 1, extra, 0);
+    cr_assert(wr_test_log_wait(&w, "ready: ", 1, 30000), "the pool did not come up:\n%s",
+              wr_test_log_read(&w));
+    cr_assert_eq(wr_test_log_count(&w, "init failed temporarily: temporary failure"), 2, "%s",
+                 wr_test_log_read(&w));
+    cr_assert_eq(wr_test_log_count(&w, "exited with code 75"), 2, "%s", wr_test_log_read(&w));
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    reply =
+        wr_test_rpc(c, w.queue, "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}", "t1", 10000);
+    cr_assert_not_null(reply, "no reply after the retries:\n%s", wr_test_log_read(&w));
+    free(reply);
+    wr_client_close(c);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
+
 Test(lifecycle, check_validates_config_and_plugins)
 {
     wr_test_warren w = {0};

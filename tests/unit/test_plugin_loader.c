@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/plugin_loader.c: each refusal with its message,
+ * Unit tests for worker/plugin_loader.c: each refusal with its message,
  * then loading the shipped plugins (echo, time, test) and the test plugin
  * "good" and calling them through the method table.
  *
@@ -735,4 +735,57 @@ Test(plugin_loader, test_crash_dies_even_past_a_returning_handler, .signal = SIG
     signal(SIGSEGV, returning_handler);
     call(p, "test.crash", NULL, &result, &err);
     cr_assert_fail("test.crash returned (handler ran: %d)", (int)segv_seen);
+}
+
+/* ---- temporary init failures ------------------------------------------ */
+
+/* The test plugin's init fails with WARREN_ERR_TEMPORARY as often as its
+ * [plugin test] section says: the loader tells that apart (a worker
+ * retries it), then the next load succeeds. */
+Test(plugin_loader, temporary_init_failure_is_reported_as_such)
+{
+    char *names[] = {"test"};
+    char counter[PATH_MAX];
+    wr_kv items[2];
+    wr_plugin_section section;
+    wr_config cfg;
+    wr_plugins *p = (wr_plugins *)1;
+    wr_diag diag = {0};
+
+    stage("test");
+    tmp_path(counter, sizeof counter, "counter");
+    items[0] = (wr_kv){.key = "temporary_init_failures", .value = "1", .line = 2};
+    items[1] = (wr_kv){.key = "counter_file", .value = counter, .line = 3};
+    section = (wr_plugin_section){.name = "test", .line = 1, .items = items, .nitems = 2};
+    memset(&cfg, 0, sizeof cfg);
+    cfg.plugin_sections = &section;
+    cfg.nplugin_sections = 1;
+
+    cr_assert_eq(load(&p, names, 1, &cfg, &diag), WR_PLUGINS_TEMPORARY);
+    cr_assert_null(p);
+    cr_assert_eq(diag.n, 1);
+    assert_diag_has(&diag, "plugin test: init failed temporarily: temporary failure 1 of 1 "
+                           "requested");
+    wr_diag_free(&diag);
+
+    cr_assert_eq(load(&p, names, 1, &cfg, &diag), 0, "the second load should succeed");
+    cr_assert_eq(diag.n, 0);
+    wr_plugins_unload(p);
+}
+
+/* Everything else stays a plain failure (-1): a worker must not retry it. */
+Test(plugin_loader, other_failures_are_not_temporary)
+{
+    char *init_fail[] = {"init_fail"}, *no_symbol[] = {"no_symbol"}, *bad_abi[] = {"bad_abi"};
+    wr_plugins *p = NULL;
+    wr_diag diag = {0};
+
+    stage("init_fail");
+    stage("no_symbol");
+    stage("bad_abi");
+    cr_assert_eq(load(&p, init_fail, 1, NULL, &diag), -1);
+    cr_assert_eq(load(&p, no_symbol, 1, NULL, &diag), -1);
+    cr_assert_eq(load(&p, bad_abi, 1, NULL, &diag), -1);
+    cr_assert_eq(diag.n, 3);
+    wr_diag_free(&diag);
 }
