@@ -8,6 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The longest line of each kind, with its newline and NUL, fits a line
+ * buffer: formatting a known message cannot fail. */
+_Static_assert(sizeof "start " + 4 * WR_IPC_TOKEN_MAX + 21 <= WR_IPC_LINE_MAX, "start line");
+_Static_assert(sizeof "poison " + 3 * WR_IPC_TOKEN_MAX + 11 + 2 * WR_IPC_TOKEN_MAX + 1 <=
+                   WR_IPC_LINE_MAX,
+               "poison line");
+_Static_assert(sizeof "done " + 2 * 21 + 1 <= WR_IPC_LINE_MAX, "done line");
+
 /* Copy SRC into DST as one token: no spaces or control characters, never
  * empty. */
 static void token(char *dst, const char *src)
@@ -83,7 +91,7 @@ int wr_ipc_format(const wr_ipc_msg *msg, char *line, size_t size)
 
 int wr_ipc_send(int fd, const wr_ipc_msg *msg)
 {
-    char line[8 * WR_IPC_TOKEN_MAX];
+    char line[WR_IPC_LINE_MAX];
     int n = wr_ipc_format(msg, line, sizeof line);
     size_t off = 0;
 

@@ -33,6 +33,10 @@
 
 #define WR_IPC_FD 3
 #define WR_IPC_TOKEN_MAX 128
+/* The longest line either way, newline included: every buffer that
+ * formats or collects one is this size (ipc.c checks that each known
+ * message fits). */
+#define WR_IPC_LINE_MAX (8 * WR_IPC_TOKEN_MAX)
 #define WR_IPC_END_CONFIG "#@warren:end-of-config"
 
 typedef enum wr_ipc_type {

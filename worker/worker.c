@@ -76,10 +76,11 @@ typedef struct worker {
 
     /* Commands from the supervisor on stdin (see common/ipc.h). */
     int commands_ok;
-    char cmd_buf[4096];
+    char cmd_buf[4 * WR_IPC_LINE_MAX];
     size_t cmd_len;
     wr_ipc_msg *poison; /* messages to refuse, owned */
     size_t npoison;
+    int poison_lost; /* one did not fit: stop, exit WR_EXIT_TEMPFAIL */
 } worker;
 
 /* Signal handling: the handler only sets a flag and writes a byte to a
@@ -142,8 +143,12 @@ static void handle_command(worker *w, const char *line, int *synced)
         *synced = 1;
     } else if (m.type == WR_IPC_POISON) {
         wr_ipc_msg *grown = realloc(w->poison, (w->npoison + 1) * sizeof *grown);
-        if (!grown)
+        if (!grown) { /* not without the whole list: a fresh worker gets it */
+            wr_error("out of memory for the poison list; stopping (exit %d)", WR_EXIT_TEMPFAIL);
+            w->poison_lost = 1;
+            stop_requested = 1;
             return;
+        }
         w->poison = grown;
         w->poison[w->npoison++] = m;
     }
@@ -673,6 +678,12 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
         return WR_EXIT_SOFTWARE;
     }
     w.consumer_tags = calloc(cfg->nroutes, sizeof *w.consumer_tags);
+    if (!w.consumer_tags) {
+        wr_error("out of memory");
+        wr_runner_stop(w.runner);
+        wr_plugins_unload(w.plugins);
+        return WR_EXIT_SOFTWARE;
+    }
     /* Know which messages to refuse before taking the first one. */
     if (w.commands_ok && read_commands(&w, 1) < 0 && !stop_requested) {
         wr_warn("supervisor is gone; stopping");
@@ -737,5 +748,5 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
     wr_plugins_unload(w.plugins);
     close(sigpipe_fds[0]);
     close(sigpipe_fds[1]);
-    return code;
+    return w.poison_lost ? WR_EXIT_TEMPFAIL : code;
 }
