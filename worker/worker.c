@@ -338,7 +338,6 @@ static int start_job(worker *w, amqp_envelope_t *env)
     w->busy = 1;
 
     snprintf(m.route, sizeof m.route, "%s", w->route->name);
-    m.tag = env->delivery_tag;
     snprintf(m.method, sizeof m.method, "%s", wr_dispatch_method(&w->job));
     if ((p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) && p->correlation_id.len)
         snprintf(m.msgid, sizeof m.msgid, "%.*s", (int)p->correlation_id.len,
