@@ -37,7 +37,7 @@ parent=$PREFIX
 while [ ! -e "$parent" ]; do parent=$(dirname "$parent"); done
 if [ ! -w "$parent" ] || { [ -e "$PREFIX" ] && [ ! -w "$PREFIX" ]; }; then
     command -v sudo >/dev/null ||
-        die "cannot write $PREFIX and there is no sudo: run as root, or choose a prefix of your own (PREFIX=\$HOME/.local $0)"
+        die "cannot write $PREFIX and there is no sudo: run as root, or choose a prefix of your own (PREFIX=\$HOME/.local $(printf %q "$0"))"
     INSTALL_AS=(sudo)
 fi
 
@@ -61,6 +61,7 @@ cleanup() {
     if [ -n "$broker_dir" ]; then
         echo "stopping the private RabbitMQ node" >&2
         "$ROOT/tests/broker.sh" stop "$broker_dir" || true
+        rmdir "$ROOT/.run" 2>/dev/null || true # unless a failed start's logs are there
     fi
 }
 trap cleanup EXIT
@@ -104,7 +105,7 @@ else
     other)
         who=$(holder "$PORT")
         die "127.0.0.1:$PORT is taken by something that is not an AMQP broker${who:+ ($who)}.
-Stop it, or point warren at your RabbitMQ:  WARREN_URI=amqp://USER:PASS@HOST:PORT/ $0"
+Stop it, or point warren at your RabbitMQ:  WARREN_URI=amqp://USER:PASS@HOST:PORT/ $(printf %q "$0")"
         ;;
     none)
         echo "no broker configured: starting a private RabbitMQ node on 127.0.0.1:$PORT" >&2
