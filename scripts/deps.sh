@@ -15,8 +15,9 @@ die() {
     exit 1
 }
 
-command -v dpkg-query >/dev/null && command -v apt-get >/dev/null ||
+if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
     die "not a Debian system (no dpkg-query/apt-get); install the equivalents of: ${PACKAGES[*]}"
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

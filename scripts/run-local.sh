@@ -50,6 +50,7 @@ call=warren-call
 
 broker_dir=
 pid=
+# shellcheck disable=SC2317 # reached through the EXIT trap
 cleanup() {
     # Not to be cut short by a second Ctrl-C (ignored signals stay ignored
     # in the children too).
@@ -71,6 +72,7 @@ trap cleanup EXIT
 # or "other".  Bounded in time: something that accepts and stays silent
 # (nc -l) is "other" after 3 s, not a hang.
 probe() {
+    # shellcheck disable=SC2016 # expanded by the inner bash
     timeout 5 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$1" || { echo none; exit 0; }
         printf "AMQP\0\0\x09\x01" >&3

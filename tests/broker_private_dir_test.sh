@@ -53,7 +53,9 @@ procs_with() {
     for f in /proc/[0-9]*/environ; do
         pid=${f#/proc/}
         pid=${pid%/environ}
-        [ "$pid" != "$$" ] && [ "$pid" != "$BASHPID" ] || continue
+        if [ "$pid" = "$$" ] || [ "$pid" = "$BASHPID" ]; then
+            continue
+        fi
         if grep -qzxF -- "$1" "$f" 2>/dev/null; then
             [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] || echo "$pid"
         fi
@@ -98,7 +100,9 @@ exercise() {
 
     # Loopback only, and a cookie of its own (not the system broker's, not
     # the invoking user's).
-    [ -n "$beam" ] && kill -0 "$beam" 2>/dev/null || fail "no live VM pid in $dir/beam.pid"
+    if [ -z "$beam" ] || ! kill -0 "$beam" 2>/dev/null; then
+        fail "no live VM pid in $dir/beam.pid"
+    fi
     local addrs
     addrs=$(ss -Htlnp | grep "pid=$beam," | awk '{print $4}')
     [ -n "$addrs" ] || fail "the VM listens nowhere?"
