@@ -321,15 +321,19 @@ static void handle_side_channels(worker *w, const struct pollfd *fds)
 {
     if (fds[P_SIGNALS].revents & POLLIN)
         wr_signals_drain();
-    if ((fds[P_COMMANDS].revents & (POLLIN | POLLHUP)) && wr_commands_read(&w->commands, 0) < 0) {
-        wr_warn("supervisor is gone; stopping");
-        wr_signals_request_stop();
-    }
+    int gone = 0;
+
+    if ((fds[P_COMMANDS].revents & (POLLIN | POLLHUP)) && wr_commands_read(&w->commands, 0) < 0)
+        gone = 1;
     if (w->ipc_ok && (fds[P_SUPERVISOR].revents & (POLLHUP | POLLERR))) {
-        wr_warn("supervisor is gone; stopping");
         w->ipc_ok = 0;
-        wr_signals_request_stop();
+        gone = 1;
     }
+    /* Both pipes hang up together: one line, once. */
+    if (gone && !wr_signals_stopping())
+        wr_warn("supervisor is gone; stopping");
+    if (gone)
+        wr_signals_request_stop();
 }
 
 /* Take the next pending delivery, if any and if idle.  1 when one was
