@@ -172,6 +172,56 @@ Test(plugin_loader, refuses_other_abi_major_naming_both_versions)
     assert_refused(names, 1, "plugin bad_abi: ", expected);
 }
 
+Test(plugin_loader, refuses_a_newer_minor_naming_both_versions)
+{
+    char *names[] = {"newer_minor"};
+    char expected[160];
+
+    stage("newer_minor");
+    snprintf(expected, sizeof expected,
+             "built for plugin ABI %d.%d, newer than this warren's %d.%d", WARREN_PLUGIN_ABI_MAJOR,
+             WARREN_PLUGIN_ABI_MINOR + 1, WARREN_PLUGIN_ABI_MAJOR, WARREN_PLUGIN_ABI_MINOR);
+    assert_refused(names, 1, "plugin newer_minor: ", expected);
+}
+
+Test(plugin_loader, abi_1_0_plugin_loads_and_runs_unchanged)
+{
+    char *names[] = {"abi_1_0"};
+    wr_plugins *p = NULL;
+    wr_diag diag = {0};
+    const wr_method_ref *m;
+    warren_error err = {0};
+    json_t *result = NULL;
+
+    stage("abi_1_0");
+    cr_assert_eq(load(&p, names, 1, NULL, &diag), 0, "%s", diag.n ? diag.msgs[0] : "");
+    cr_assert_eq(wr_plugins_method_count(p), 2);
+    cr_expect_not_null(wr_plugins_find(p, "old.bye"));
+    m = wr_plugins_find(p, "old.hello");
+    cr_assert_not_null(m);
+    cr_expect_null(m->call.message);
+    cr_assert_eq(m->method->handler(&m->call, NULL, &result, &err), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(result, "method")), "old.hello");
+    cr_expect_str_eq(wr_plugins_version_at(p, 0), "0.9");
+    json_decref(result);
+    wr_plugins_unload(p);
+}
+
+Test(plugin_loader, methods_are_walked_with_the_plugins_method_size)
+{
+    char *names[] = {"wide_methods"};
+    wr_plugins *p = NULL;
+    wr_diag diag = {0};
+    static const char *const expected[] = {"wide.one", "wide.three", "wide.two"};
+
+    stage("wide_methods");
+    cr_assert_eq(load(&p, names, 1, NULL, &diag), 0, "%s", diag.n ? diag.msgs[0] : "");
+    cr_assert_eq(wr_plugins_method_count(p), 3);
+    for (size_t i = 0; i < 3; i++)
+        cr_expect_str_eq(wr_plugins_method_at(p, i)->method->name, expected[i]);
+    wr_plugins_unload(p);
+}
+
 Test(plugin_loader, refuses_bad_magic)
 {
     char *names[] = {"bad_magic"};
