@@ -203,11 +203,14 @@ python-pika)
 import json, sys
 for line in open(sys.argv[1]):
     if line.startswith(' [.] '):
-        print(json.loads(line[5:])['supervisor_pid'])
+        status = json.loads(line[5:])
+        print(status.get('supervisor_pid', 'error: %s' % json.dumps(status.get('error', status))))
 PY
     )
-    [ "$(sort -n <<< "$got" | tr '\n' ' ')" = "$(printf '%s\n' "$warren1" "$warren2" | sort -n | tr '\n' ' ')" ] ||
-        fail "status replies came from supervisors [$(tr "\n" " " <<< "$got")], not from $warren1 and $warren2" ;;
+    [ "$(sort <<< "$got" | tr '\n' ' ')" = "$(printf '%s\n' "$warren1" "$warren2" | sort | tr '\n' ' ')" ] || {
+        cat "$tmp/status_client.out" >&2
+        fail "status replies: [$(tr '\n' ' ' <<< "$got")], not one each from supervisors $warren1 and $warren2"
+    } ;;
 python-kombu)
     check rpc_client '^ \[\.\] Got 832040$' $py "$clients/python-kombu/rpc_client.py"
     check jsonrpc_client "$echoed" $py "$clients/python-kombu/jsonrpc_client.py" ;;
@@ -234,4 +237,8 @@ for p in "${pids[@]}"; do
     wait "$p" || fail "warren (pid $p) exited $? on SIGTERM"
 done
 pids=()
+# Under ASan/UBSan a report in warren's log fails the test too.
+if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$tmp"/warren*.log >&2; then
+    fail "sanitizer report in warren's log (above)"
+fi
 echo "clients_$lang: OK"
