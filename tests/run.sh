@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
+tests/clients/deps.sh # RabbitMQ clients in other languages, for the clients_* tests
 if git rev-parse --git-dir >/dev/null 2>&1; then
     tests/format_check.sh
 fi
