@@ -37,7 +37,7 @@ struct wr_client {
     int mode;
     int mandatory;
     const char *content_type; /* borrowed; NULL: none */
-    char *reply_queue; /* owned; NULL in NO_REPLY mode */
+    char *reply_queue;        /* owned; NULL in NO_REPLY mode */
     /* Set once the channel or connection is gone: the reason, which every
      * later call reports.  BROKEN means the socket is unusable (no
      * connection.close on the way out). */
