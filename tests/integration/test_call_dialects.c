@@ -59,10 +59,10 @@ static void start(wr_test_warren *w, int workers, const char *extra)
         if (wr_test_warren_wait_exit(w, 0) || waited >= 30000) {
             char *log = wr_test_log_read(w);
 
-            cr_assert_fail("warren %s; log:\n%s",
-                           w->exited ? "exited instead of becoming ready"
-                                     : "did not become ready in 30 s",
-                           log ? log : "(none)");
+            cr_log_error("warren's log:\n%s", log ? log : "(none)");
+            free(log);
+            cr_assert_fail("warren %s", w->exited ? "exited instead of becoming ready"
+                                                  : "did not become ready in 30 s");
         }
     }
 }
