@@ -8,6 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The longest line of each kind, with its newline and NUL, fits a line
+ * buffer: formatting a known message cannot fail. */
+_Static_assert(sizeof "start " + 4 * WR_IPC_TOKEN_MAX <= WR_IPC_LINE_MAX, "start line");
+_Static_assert(sizeof "poison " + 3 * WR_IPC_TOKEN_MAX + 11 + 2 * WR_IPC_TOKEN_MAX + 1 <=
+                   WR_IPC_LINE_MAX,
+               "poison line");
+_Static_assert(sizeof "done " + 2 * 21 + 1 <= WR_IPC_LINE_MAX, "done line");
+
 /* Copy SRC into DST as one token: no spaces or control characters, never
  * empty. */
 static void token(char *dst, const char *src)
@@ -57,7 +65,7 @@ int wr_ipc_format(const wr_ipc_msg *msg, char *line, size_t size)
         token(method, msg->method);
         token(msgid, msg->msgid);
         token(hash, msg->hash);
-        n = snprintf(line, size, "start %s %llu %s %s %s\n", route, msg->tag, method, msgid, hash);
+        n = snprintf(line, size, "start %s %s %s %s\n", route, method, msgid, hash);
         break;
     case WR_IPC_DONE:
         n = snprintf(line, size, "done %lu %lu\n", msg->handled, msg->failed);
@@ -83,7 +91,7 @@ int wr_ipc_format(const wr_ipc_msg *msg, char *line, size_t size)
 
 int wr_ipc_send(int fd, const wr_ipc_msg *msg)
 {
-    char line[8 * WR_IPC_TOKEN_MAX];
+    char line[WR_IPC_LINE_MAX];
     int n = wr_ipc_format(msg, line, sizeof line);
     size_t off = 0;
 
@@ -116,8 +124,8 @@ int wr_ipc_parse(const char *line, wr_ipc_msg *msg)
     }
     if (strcmp(kind, "start") == 0) {
         msg->type = WR_IPC_START;
-        return sscanf(line, "start %127s %llu %127s %127s %127s", msg->route, &msg->tag,
-                      msg->method, msg->msgid, msg->hash) == 5
+        return sscanf(line, "start %127s %127s %127s %127s", msg->route, msg->method, msg->msgid,
+                      msg->hash) == 4
                    ? 0
                    : -1;
     }

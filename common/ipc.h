@@ -5,10 +5,10 @@
  * readers ignore them):
  *
  *   ready
- *   start ROUTE TAG METHOD MSGID HASH   a request began (TAG: delivery
- *                                    tag, MSGID: correlation_id or
- *                                    message_id or "-", HASH: of the body,
- *                                    see wr_ipc_body_hash)
+ *   start ROUTE METHOD MSGID HASH    a request began (MSGID:
+ *                                    correlation_id or message_id or "-",
+ *                                    HASH: of the body, see
+ *                                    wr_ipc_body_hash)
  *   done HANDLED FAILED              it ended; running totals of messages
  *                                    handled and of error replies
  *   drop                             it ended unanswered and unacked (the
@@ -33,6 +33,10 @@
 
 #define WR_IPC_FD 3
 #define WR_IPC_TOKEN_MAX 128
+/* The longest line either way, newline included: every buffer that
+ * formats or collects one is this size (ipc.c checks that each known
+ * message fits). */
+#define WR_IPC_LINE_MAX (8 * WR_IPC_TOKEN_MAX)
 #define WR_IPC_END_CONFIG "#@warren:end-of-config"
 
 typedef enum wr_ipc_type {
@@ -47,7 +51,6 @@ typedef enum wr_ipc_type {
 typedef struct wr_ipc_msg {
     wr_ipc_type type;
     char route[WR_IPC_TOKEN_MAX];
-    unsigned long long tag;
     char method[WR_IPC_TOKEN_MAX];
     char msgid[WR_IPC_TOKEN_MAX];
     char hash[WR_IPC_TOKEN_MAX];

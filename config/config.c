@@ -96,30 +96,64 @@ static const struct choice log_levels[] = {
     {NULL, 0},
 };
 
-/* The fixed keys.  Keep each section's keys together: wr_config_write()
- * writes them in this order, one header per run. */
-static const struct key keys[] = {
-    /* section, key, type, offset, count, min, max, default, word chars, choices */
-    {"broker", "uri", T_STRING, C(broker_uri), 0, 0, 0, "amqp://guest:guest@127.0.0.1:5672/", NULL,
-     NULL},
-    {"broker", "heartbeat", T_INT, C(heartbeat), 0, 0, 3600, "30", NULL, NULL},
-    {"broker", "connect_timeout", T_INT, C(connect_timeout), 0, 1, 600, "10", NULL, NULL},
-    {"pool", "workers", T_INT, C(workers), 0, 1, 1024, "4", NULL, NULL},
-    {"pool", "prefetch", T_INT, C(prefetch), 0, 1, 65535, "1", NULL, NULL},
-    {"pool", "max_message_size", T_SIZE, C(max_message_size), 0, KiB, 128 * MiB, "1M", NULL, NULL},
-    {"pool", "shutdown_timeout", T_INT, C(shutdown_timeout), 0, 1, 3600, "30", NULL, NULL},
-    {"pool", "max_attempts", T_INT, C(max_attempts), 0, 1, 100, "3", NULL, NULL},
-    {"plugins", "dir", T_STRING, C(plugin_dir), 0, 0, 0, NULL, NULL, NULL},
-    {"plugins", "load", T_LIST, C(plugins), C(nplugins), 0, 0, NULL, PLUGIN_NAME_CHARS, NULL},
-    {"log", "level", T_CHOICE, C(log_level), 0, 0, 0, "info", NULL, log_levels},
-    {"route", "queue", T_STRING, R(queue), 0, 0, 0, NULL, NULL, NULL},
-    {"route", "format", T_CHOICE, R(format), 0, 0, 0, "jsonrpc", NULL, formats},
-    {"route", "exchange", T_STRING, R(exchange), 0, 0, 0, NULL, NULL, NULL},
-    {"route", "bindings", T_LIST, R(bindings), R(nbindings), 0, 0, NULL, NULL, NULL},
-    {"route", "reply_exchange", T_STRING, R(reply_exchange), 0, 0, 0, NULL, NULL, NULL},
-    {"route", "reply_prefix", T_STRING, R(reply_prefix), 0, 0, 0, NULL, NULL, NULL},
+/* Where each fixed key sits in keys[].  validate() reads given[] by these
+ * names instead of looking keys up by text, so a key it needs cannot be
+ * missing when it indexes with it, and renaming one is a compile error. */
+enum key_id {
+    K_BROKER_URI,
+    K_BROKER_HEARTBEAT,
+    K_BROKER_CONNECT_TIMEOUT,
+    K_POOL_WORKERS,
+    K_POOL_PREFETCH,
+    K_POOL_MAX_MESSAGE_SIZE,
+    K_POOL_SHUTDOWN_TIMEOUT,
+    K_POOL_MAX_ATTEMPTS,
+    K_PLUGINS_DIR,
+    K_PLUGINS_LOAD,
+    K_LOG_LEVEL,
+    K_ROUTE_QUEUE,
+    K_ROUTE_FORMAT,
+    K_ROUTE_EXCHANGE,
+    K_ROUTE_BINDINGS,
+    K_ROUTE_REPLY_EXCHANGE,
+    K_ROUTE_REPLY_PREFIX,
+    NKEYS
 };
-#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* The fixed keys, one per key_id (a forgotten one would be all zero, with
+ * a NULL section that crashes the first load of any test).  Keep each
+ * section's keys together: wr_config_write() writes them in this order,
+ * one header per run. */
+static const struct key keys[NKEYS] = {
+    /* section, key, type, offset, count, min, max, default, word chars, choices */
+    [K_BROKER_URI] = {"broker", "uri", T_STRING, C(broker_uri), 0, 0, 0,
+                      "amqp://guest:guest@127.0.0.1:5672/", NULL, NULL},
+    [K_BROKER_HEARTBEAT] = {"broker", "heartbeat", T_INT, C(heartbeat), 0, 0, 3600, "30", NULL,
+                            NULL},
+    [K_BROKER_CONNECT_TIMEOUT] = {"broker", "connect_timeout", T_INT, C(connect_timeout), 0, 1, 600,
+                                  "10", NULL, NULL},
+    [K_POOL_WORKERS] = {"pool", "workers", T_INT, C(workers), 0, 1, 1024, "4", NULL, NULL},
+    [K_POOL_PREFETCH] = {"pool", "prefetch", T_INT, C(prefetch), 0, 1, 65535, "1", NULL, NULL},
+    [K_POOL_MAX_MESSAGE_SIZE] = {"pool", "max_message_size", T_SIZE, C(max_message_size), 0, KiB,
+                                 128 * MiB, "1M", NULL, NULL},
+    [K_POOL_SHUTDOWN_TIMEOUT] = {"pool", "shutdown_timeout", T_INT, C(shutdown_timeout), 0, 1, 3600,
+                                 "30", NULL, NULL},
+    [K_POOL_MAX_ATTEMPTS] = {"pool", "max_attempts", T_INT, C(max_attempts), 0, 1, 100, "3", NULL,
+                             NULL},
+    [K_PLUGINS_DIR] = {"plugins", "dir", T_STRING, C(plugin_dir), 0, 0, 0, NULL, NULL, NULL},
+    [K_PLUGINS_LOAD] = {"plugins", "load", T_LIST, C(plugins), C(nplugins), 0, 0, NULL,
+                        PLUGIN_NAME_CHARS, NULL},
+    [K_LOG_LEVEL] = {"log", "level", T_CHOICE, C(log_level), 0, 0, 0, "info", NULL, log_levels},
+    [K_ROUTE_QUEUE] = {"route", "queue", T_STRING, R(queue), 0, 0, 0, NULL, NULL, NULL},
+    [K_ROUTE_FORMAT] = {"route", "format", T_CHOICE, R(format), 0, 0, 0, "jsonrpc", NULL, formats},
+    [K_ROUTE_EXCHANGE] = {"route", "exchange", T_STRING, R(exchange), 0, 0, 0, NULL, NULL, NULL},
+    [K_ROUTE_BINDINGS] = {"route", "bindings", T_LIST, R(bindings), R(nbindings), 0, 0, NULL, NULL,
+                          NULL},
+    [K_ROUTE_REPLY_EXCHANGE] = {"route", "reply_exchange", T_STRING, R(reply_exchange), 0, 0, 0,
+                                NULL, NULL, NULL},
+    [K_ROUTE_REPLY_PREFIX] = {"route", "reply_prefix", T_STRING, R(reply_prefix), 0, 0, 0, NULL,
+                              NULL, NULL},
+};
 
 static const char *const fixed_sections[] = {"broker", "pool", "plugins", "log"};
 #define NFIXED (sizeof fixed_sections / sizeof fixed_sections[0])
@@ -691,40 +725,33 @@ static void validate(struct load *l)
 {
     wr_config *cfg = l->cfg;
     const char *uri = cfg->broker_uri;
-    int queue = find_key("route", "queue"), exchange = find_key("route", "exchange");
-    int bindings = find_key("route", "bindings");
-    int reply_exchange = find_key("route", "reply_exchange");
-    int reply_prefix = find_key("route", "reply_prefix");
 
     /* Plugin load errors are found later (by the loader); let them point
      * at the line that listed the plugins. */
-    cfg->plugins_line =
-        l->given[find_key("plugins", "load")] > 0 ? l->given[find_key("plugins", "load")] : 0;
+    cfg->plugins_line = l->given[K_PLUGINS_LOAD] > 0 ? l->given[K_PLUGINS_LOAD] : 0;
 
     /* amqps:// would parse, and then every worker would retry forever:
      * the connection code has no TLS yet.  Refuse it here, where --check
      * and the systemd unit's ExecStartPre see it. */
     if (uri && !strncmp(uri, "amqps://", 8))
-        problem(l, l->given[find_key("broker", "uri")],
-                "uri: amqps:// (TLS) is not supported yet; use amqp://");
+        problem(l, l->given[K_BROKER_URI], "uri: amqps:// (TLS) is not supported yet; use amqp://");
     else if (uri && strncmp(uri, "amqp://", 7))
-        problem(l, l->given[find_key("broker", "uri")], "uri: expected an amqp:// URI, got \"%s\"",
-                uri);
+        problem(l, l->given[K_BROKER_URI], "uri: expected an amqp:// URI, got \"%s\"", uri);
 
     for (size_t r = 0; r < cfg->nroutes; r++) {
         const int *given = l->routes[r].given;
         const char *name = cfg->routes[r].name;
 
-        if (!given[queue])
+        if (!given[K_ROUTE_QUEUE])
             problem(l, l->routes[r].header, "[route %s]: queue is required", name);
-        if (given[bindings] && !given[exchange])
-            problem(l, given[bindings], "bindings: needs exchange in [route %s]", name);
-        if (given[reply_exchange] && !given[reply_prefix])
-            problem(l, given[reply_exchange], "reply_exchange: needs reply_prefix in [route %s]",
-                    name);
-        if (given[reply_prefix] && !given[reply_exchange])
-            problem(l, given[reply_prefix], "reply_prefix: needs reply_exchange in [route %s]",
-                    name);
+        if (given[K_ROUTE_BINDINGS] && !given[K_ROUTE_EXCHANGE])
+            problem(l, given[K_ROUTE_BINDINGS], "bindings: needs exchange in [route %s]", name);
+        if (given[K_ROUTE_REPLY_EXCHANGE] && !given[K_ROUTE_REPLY_PREFIX])
+            problem(l, given[K_ROUTE_REPLY_EXCHANGE],
+                    "reply_exchange: needs reply_prefix in [route %s]", name);
+        if (given[K_ROUTE_REPLY_PREFIX] && !given[K_ROUTE_REPLY_EXCHANGE])
+            problem(l, given[K_ROUTE_REPLY_PREFIX],
+                    "reply_prefix: needs reply_exchange in [route %s]", name);
     }
     if (!cfg->nroutes && !l->saw_route_header)
         problem(l, 0, "no [route NAME] section: at least one route is required");

@@ -102,12 +102,26 @@ typedef struct command_write {
     char data[];
 } command_write;
 
+/*
+ * A worker that misses a command (a poison line) would go on running that
+ * message.  Stop it gracefully instead: its replacement is sent the whole
+ * poison list with its config.
+ */
+static void command_lost(wr_child *c, const char *why)
+{
+    wr_error("worker %d: cannot send it a command: %s; restarting it so that it gets the whole "
+             "poison list",
+             c->index, why);
+    wr_children_signal(c, SIGTERM);
+}
+
 static void on_command_written(uv_write_t *req, int status)
 {
     command_write *w = (command_write *)req;
     wr_child *c = req->handle->data;
+    /* EPIPE, ECANCELED: the worker is gone or going; nothing to fix. */
     if (status < 0 && status != UV_EPIPE && status != UV_ECANCELED)
-        wr_warn("worker %d: sending a command: %s", c->index, uv_strerror(status));
+        command_lost(c, uv_strerror(status));
     free(w);
 }
 
@@ -115,16 +129,23 @@ void wr_children_command(wr_child *c, const char *line, size_t len)
 {
     command_write *w;
     uv_buf_t b;
+    int r;
 
     if (c->state == WR_CHILD_EMPTY || uv_is_closing((uv_handle_t *)&c->input))
         return;
     w = malloc(sizeof *w + len);
-    if (!w)
+    if (!w) {
+        command_lost(c, "out of memory");
         return;
+    }
     memcpy(w->data, line, len);
     b = uv_buf_init(w->data, (unsigned)len);
-    if (uv_write(&w->req, (uv_stream_t *)&c->input, &b, 1, on_command_written) < 0)
+    r = uv_write(&w->req, (uv_stream_t *)&c->input, &b, 1, on_command_written);
+    if (r < 0) {
         free(w);
+        if (r != UV_EPIPE)
+            command_lost(c, uv_strerror(r));
+    }
 }
 
 /* The worker's first input: config, end marker, current poison list,
@@ -170,10 +191,29 @@ int wr_children_spawn(wr_child *c)
 
     snprintf(title, sizeof title, "warren: worker %d (%s)", c->index, sup->title_routes);
     snprintf(idx, sizeof idx, "%d", c->index);
-    uv_pipe_init(sup->loop, &c->input, 0);
-    uv_pipe_init(sup->loop, &c->ipc, 0);
     c->proc.data = c->input.data = c->ipc.data = c->input_req.data = c;
     c->line_len = 0;
+    c->pid = 0;
+    c->started_ms = uv_now(sup->loop); /* also paces retries of a failed spawn */
+    c->handles_open = 0;
+    r = uv_pipe_init(sup->loop, &c->input, 0);
+    if (r == 0) {
+        c->handles_open++;
+        r = uv_pipe_init(sup->loop, &c->ipc, 0);
+    }
+    if (r < 0) {
+        /* As for a failed spawn: "could not be started", retried later. */
+        wr_error("worker %d: cannot create its pipes: %s", c->index, uv_strerror(r));
+        c->exit_status = -1;
+        c->term_signal = 0;
+        if (c->handles_open) { /* its close reports the child gone */
+            close_once((uv_handle_t *)&c->input);
+        } else {
+            c->state = WR_CHILD_EMPTY;
+            wr_supervisor_child_gone(sup, c);
+        }
+        return r;
+    }
     c->handles_open = 3;
 
     memset(stdio, 0, sizeof stdio);
@@ -193,8 +233,6 @@ int wr_children_spawn(wr_child *c)
     opt.stdio_count = 4;
     opt.stdio = stdio;
 
-    c->pid = 0;
-    c->started_ms = uv_now(sup->loop); /* also paces retries of a failed spawn */
     r = uv_spawn(sup->loop, &c->proc, &opt);
     if (r < 0) {
         wr_error("worker %d: cannot start %s: %s", c->index, sup->exe, uv_strerror(r));
@@ -211,7 +249,15 @@ int wr_children_spawn(wr_child *c)
     c->state = WR_CHILD_STARTING;
     c->handled = c->failed = 0;
     memset(&c->current, 0, sizeof c->current);
-    uv_read_start((uv_stream_t *)&c->ipc, on_alloc, on_read);
+    r = uv_read_start((uv_stream_t *)&c->ipc, on_alloc, on_read);
+    if (r < 0) {
+        /* Blind to what it does, we could neither bury it properly nor
+         * count its deaths: stop it; it is replaced. */
+        wr_error("worker %d: cannot read its status pipe: %s; stopping it", c->index,
+                 uv_strerror(r));
+        close_once((uv_handle_t *)&c->ipc);
+        wr_children_signal(c, SIGTERM);
+    }
     if (first_input(sup, &c->input_buf, &len) < 0) {
         wr_error("worker %d: out of memory preparing its config", c->index);
         close_once((uv_handle_t *)&c->input);
@@ -234,16 +280,25 @@ void wr_children_signal(wr_child *c, int sig)
         uv_process_kill(&c->proc, sig);
 }
 
-void wr_children_init(wr_child *c, wr_supervisor *sup, int index)
+int wr_children_init(wr_child *c, wr_supervisor *sup, int index)
 {
+    int r;
+
     memset(c, 0, sizeof *c);
     c->sup = sup;
     c->index = index;
-    uv_timer_init(sup->loop, &c->restart_timer);
+    r = uv_timer_init(sup->loop, &c->restart_timer);
+    if (r < 0) {
+        wr_error("worker %d: cannot create its restart timer: %s", index, uv_strerror(r));
+        return r;
+    }
     c->restart_timer.data = c;
+    return 0;
 }
 
 void wr_children_close(wr_child *c)
 {
-    uv_close((uv_handle_t *)&c->restart_timer, NULL);
+    /* Never initialised (init_handles() stopped early): loop is NULL. */
+    if (c->restart_timer.loop && !uv_is_closing((uv_handle_t *)&c->restart_timer))
+        uv_close((uv_handle_t *)&c->restart_timer, NULL);
 }

@@ -31,9 +31,9 @@ typedef struct wr_child {
     uv_pipe_t ipc;   /* worker's fd 3: status lines */
     uv_pipe_t input; /* worker's stdin: config, then commands */
     uv_write_t input_req;
-    char *input_buf;  /* what input_req writes; freed when written */
-    int handles_open; /* proc, ipc, input: closed ones still pending */
-    char line[1024];  /* partial status line */
+    char *input_buf;            /* what input_req writes; freed when written */
+    int handles_open;           /* proc, ipc, input: closed ones still pending */
+    char line[WR_IPC_LINE_MAX]; /* partial status line */
     size_t line_len;
 
     /* What the worker is doing, from its status lines. */
@@ -54,14 +54,17 @@ typedef struct wr_child {
 int wr_children_spawn(wr_child *c);
 
 /* Send one command line (see common/ipc.h) to the worker's stdin, if it
- * is still open.  LINE is copied. */
+ * is still open.  LINE is copied.  When it cannot be sent, the failure is
+ * logged and the worker is stopped gracefully (and replaced), so no
+ * worker runs with an incomplete poison list. */
 void wr_children_command(wr_child *c, const char *line, size_t len);
 
 /* Send SIG to the worker if it is running. */
 void wr_children_signal(wr_child *c, int sig);
 
-/* Initialise the per-child timer (once, at supervisor start). */
-void wr_children_init(wr_child *c, struct wr_supervisor *sup, int index);
+/* Initialise the per-child timer (once, at supervisor start).  0, or a
+ * negative libuv error (logged). */
+int wr_children_init(wr_child *c, struct wr_supervisor *sup, int index);
 
 /* Close the per-child timer (at supervisor exit). */
 void wr_children_close(wr_child *c);

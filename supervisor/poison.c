@@ -47,7 +47,7 @@ int wr_poison_line(const wr_poison_entry *e, char *line, size_t size)
 
 int wr_poison_lines(const wr_poison *p, unsigned limit, char **buf, size_t *len)
 {
-    char line[8 * WR_IPC_TOKEN_MAX];
+    char line[WR_IPC_LINE_MAX];
 
     for (size_t i = 0; i < p->n; i++) {
         int n;

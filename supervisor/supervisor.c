@@ -45,14 +45,22 @@ static int live_children(const wr_supervisor *sup)
     return n;
 }
 
+/* Close H unless it was never initialised (our handles start zeroed, and
+ * only a successful uv_*_init sets h->loop) or is closing already. */
+static void close_handle(uv_handle_t *h)
+{
+    if (h->loop && !uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
 /* Close every handle we own so uv_run() returns. */
 static void shut_loop(wr_supervisor *sup)
 {
-    uv_close((uv_handle_t *)&sup->sig_term, NULL);
-    uv_close((uv_handle_t *)&sup->sig_int, NULL);
-    uv_close((uv_handle_t *)&sup->sig_quit, NULL);
-    uv_close((uv_handle_t *)&sup->sig_hup, NULL);
-    uv_close((uv_handle_t *)&sup->kill_timer, NULL);
+    close_handle((uv_handle_t *)&sup->sig_term);
+    close_handle((uv_handle_t *)&sup->sig_int);
+    close_handle((uv_handle_t *)&sup->sig_quit);
+    close_handle((uv_handle_t *)&sup->sig_hup);
+    close_handle((uv_handle_t *)&sup->kill_timer);
     for (int i = 0; i < sup->nchildren; i++)
         wr_children_close(&sup->children[i]);
 }
@@ -72,7 +80,7 @@ static void describe_exit(const wr_child *c, char *buf, size_t len)
 static void count_death(wr_supervisor *sup, const wr_child *c, const char *how)
 {
     const wr_poison_entry *e = wr_poison_record(&sup->poison, &c->current, how);
-    char line[8 * WR_IPC_TOKEN_MAX];
+    char line[WR_IPC_LINE_MAX];
     int n;
 
     if (e->deaths != (unsigned)sup->cfg->max_attempts)
@@ -81,8 +89,12 @@ static void count_death(wr_supervisor *sup, const wr_child *c, const char *how)
             "(error reply, rejected without requeue)",
             e->route, e->msgid, e->hash, e->deaths, e->deaths == 1 ? "" : "s");
     n = wr_poison_line(e, line, sizeof line);
-    if (n < 0)
+    if (n < 0) { /* cannot happen: ipc.c checks that every line fits */
+        wr_error("route %s: cannot format the poison command for request %s; workers will keep "
+                 "trying it",
+                 e->route, e->msgid);
         return;
+    }
     for (int i = 0; i < sup->nchildren; i++)
         wr_children_command(&sup->children[i], line, (size_t)n);
 }
@@ -227,11 +239,40 @@ static void on_signal(uv_signal_t *s, int signum)
     wr_supervisor_stop(sup, WR_EXIT_OK);
 }
 
-static void watch_signal(wr_supervisor *sup, uv_signal_t *s, int signum)
+static int watch_signal(wr_supervisor *sup, uv_signal_t *s, int signum)
 {
-    uv_signal_init(sup->loop, s);
-    s->data = sup;
-    uv_signal_start(s, on_signal, signum);
+    int r = uv_signal_init(sup->loop, s);
+
+    if (r == 0) {
+        s->data = sup;
+        r = uv_signal_start(s, on_signal, signum);
+    }
+    if (r < 0)
+        wr_error("cannot watch %s: %s", strsignal(signum), uv_strerror(r));
+    return r;
+}
+
+/* Our signal watchers and timers, and each child's.  0, or -1 with the
+ * failure logged; shut_loop() closes whatever was initialised. */
+static int init_handles(wr_supervisor *sup)
+{
+    int r;
+
+    if (watch_signal(sup, &sup->sig_term, SIGTERM) < 0 ||
+        watch_signal(sup, &sup->sig_int, SIGINT) < 0 ||
+        watch_signal(sup, &sup->sig_quit, SIGQUIT) < 0 ||
+        watch_signal(sup, &sup->sig_hup, SIGHUP) < 0)
+        return -1;
+    r = uv_timer_init(sup->loop, &sup->kill_timer);
+    if (r < 0) {
+        wr_error("cannot create the shutdown timer: %s", uv_strerror(r));
+        return -1;
+    }
+    sup->kill_timer.data = sup;
+    for (int i = 0; i < sup->nchildren; i++)
+        if (wr_children_init(&sup->children[i], sup, i) < 0)
+            return -1;
+    return 0;
 }
 
 /* "rpc,status": the route names, for process titles. */
@@ -260,6 +301,10 @@ int wr_supervisor_run(const wr_config *cfg, const char *exe, const char *plugin_
 
     memset(&sup, 0, sizeof sup);
     sup.loop = uv_default_loop();
+    if (!sup.loop) {
+        wr_error("cannot create the event loop");
+        return WR_EXIT_SOFTWARE;
+    }
     sup.cfg = cfg;
     sup.exe = exe;
     sup.plugin_dir = plugin_dir;
@@ -282,20 +327,16 @@ int wr_supervisor_run(const wr_config *cfg, const char *exe, const char *plugin_
 
     /* A worker that dies before reading its config must not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    watch_signal(&sup, &sup.sig_term, SIGTERM);
-    watch_signal(&sup, &sup.sig_int, SIGINT);
-    watch_signal(&sup, &sup.sig_quit, SIGQUIT);
-    watch_signal(&sup, &sup.sig_hup, SIGHUP);
-    uv_timer_init(sup.loop, &sup.kill_timer);
-    sup.kill_timer.data = &sup;
-
-    wr_info("warren %s starting %d worker%s for %zu route%s (%s); plugins from %s", WARREN_VERSION,
-            sup.nchildren, sup.nchildren == 1 ? "" : "s", cfg->nroutes,
-            cfg->nroutes == 1 ? "" : "s", sup.title_routes, plugin_dir);
-    for (int i = 0; i < sup.nchildren; i++)
-        wr_children_init(&sup.children[i], &sup, i);
-    for (int i = 0; i < sup.nchildren && sup.state == WR_SUP_RUNNING; i++)
-        wr_children_spawn(&sup.children[i]);
+    if (init_handles(&sup) < 0) {
+        sup.exit_code = WR_EXIT_SOFTWARE;
+        shut_loop(&sup); /* uv_run() below runs the close callbacks */
+    } else {
+        wr_info("warren %s starting %d worker%s for %zu route%s (%s); plugins from %s",
+                WARREN_VERSION, sup.nchildren, sup.nchildren == 1 ? "" : "s", cfg->nroutes,
+                cfg->nroutes == 1 ? "" : "s", sup.title_routes, plugin_dir);
+        for (int i = 0; i < sup.nchildren && sup.state == WR_SUP_RUNNING; i++)
+            wr_children_spawn(&sup.children[i]);
+    }
 
     uv_run(sup.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(sup.loop);

@@ -31,9 +31,11 @@ static void handle_command(const char *line, void *arg)
         ctx->synced = 1;
     } else if (m.type == WR_IPC_POISON) {
         wr_ipc_msg *grown = realloc(c->poison, (c->npoison + 1) * sizeof *grown);
-        if (!grown) {
-            wr_error("out of memory: cannot remember poison message %s of route %s", m.msgid,
-                     m.route);
+        if (!grown) { /* not without the whole list: a fresh worker gets it */
+            wr_error("out of memory for the poison list (message %s of route %s); stopping",
+                     m.msgid, m.route);
+            c->lost = 1;
+            wr_signals_request_stop();
             return;
         }
         c->poison = grown;

@@ -13,10 +13,11 @@
 
 typedef struct wr_commands {
     int open; /* stdin still delivers; 0 once it reached EOF (or was never ours) */
-    char buf[4096];
+    char buf[4 * WR_IPC_LINE_MAX];
     size_t len;
     wr_ipc_msg *poison; /* messages to refuse, owned */
     size_t npoison;
+    int lost; /* a poison entry did not fit in memory: the worker must stop */
 } wr_commands;
 
 /* Start reading commands from stdin (made non-blocking) when OPEN, else

@@ -138,7 +138,6 @@ static int start_job(worker *w, amqp_envelope_t *env)
     w->busy = 1;
 
     snprintf(m.route, sizeof m.route, "%s", w->route->name);
-    m.tag = env->delivery_tag;
     snprintf(m.method, sizeof m.method, "%s", wr_dispatch_method(&w->job));
     if ((p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) && p->correlation_id.len)
         snprintf(m.msgid, sizeof m.msgid, "%.*s", (int)p->correlation_id.len,
@@ -557,6 +556,10 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
     if (code == WR_EXIT_OK) {
         run(&w);
         wr_info("stopping after %lu request%s", w.handled, w.handled == 1 ? "" : "s");
+        /* Without its whole poison list a worker must not serve: a fresh
+         * one gets the list again. */
+        if (w.commands.lost)
+            code = WR_EXIT_TEMPFAIL;
     }
     worker_close(&w);
     return code;

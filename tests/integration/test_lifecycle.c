@@ -24,6 +24,27 @@ static int pid_in(pid_t p, const pid_t *set, int n)
     return 0;
 }
 
+/* Wait up to 4 s until the broker counts one unacked delivery on QUEUE:
+ * a worker is inside the handler. */
+static int wait_busy(const char *queue)
+{
+    for (int i = 0; i < 200; i++) {
+        char args[512], *out;
+        int busy;
+        snprintf(args, sizeof args,
+                 "list_queues -q --no-table-headers name messages_unacknowledged "
+                 "| awk '$1==\"%s\"{print $2}'",
+                 queue);
+        out = wr_test_broker_ctl(args);
+        busy = atoi(out) == 1;
+        free(out);
+        if (busy)
+            return 1;
+        usleep(20000);
+    }
+    return 0;
+}
+
 Test(lifecycle, kill9_worker_is_replaced)
 {
     wr_test_warren w = {0};
@@ -70,7 +91,7 @@ Test(lifecycle, sigterm_finishes_request_in_hand)
     char err[256];
     wr_client_reply r;
     pid_t pids[8];
-    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[1.5],\"id\":1}";
+    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[3],\"id\":1}";
 
     wr_test_warren_start(&w, 1, NULL, 1);
     cr_assert_eq(wr_test_worker_pids(&w, pids, 8), 1);
@@ -78,28 +99,51 @@ Test(lifecycle, sigterm_finishes_request_in_hand)
     cr_assert_eq(wr_client_publish(c, "", w.queue, body, strlen(body), "s1", 0, err, sizeof err),
                  0);
     /* Wait until the worker is inside the handler, then stop warren. */
-    for (int i = 0; i < 200; i++) {
-        char args[512], *out;
-        int busy;
-        snprintf(args, sizeof args,
-                 "list_queues -q --no-table-headers name messages_unacknowledged "
-                 "| awk '$1==\"%s\"{print $2}'",
-                 w.queue);
-        out = wr_test_broker_ctl(args);
-        busy = atoi(out) == 1;
-        free(out);
-        if (busy)
-            break;
-        usleep(20000);
-    }
+    cr_assert(wait_busy(w.queue), "the worker never took the request");
     kill(w.pid, SIGTERM);
     cr_assert_eq(wr_client_recv(c, 10000, &r, err, sizeof err), 1,
                  "the request in hand was not answered");
-    cr_assert(strstr(r.body, "\"result\":1.5") != NULL, "%.*s", (int)r.len, r.body);
+    cr_assert(strstr(r.body, "\"result\":3") != NULL, "%.*s", (int)r.len, r.body);
     wr_client_reply_free(&r);
     cr_assert_eq(wr_test_warren_stop(&w), 0);
     cr_assert_eq(kill(pids[0], 0), -1, "the worker outlived the supervisor");
+    /* It was stopped busy, and finished: one request handled, then exit 0. */
+    cr_assert_eq(wr_test_log_count(&w, "exited with code 0 after"), 1, "%s", wr_test_log_read(&w));
+    cr_assert_eq(wr_test_log_count(&w, "handled 1 request (0 failed)"), 1, "%s",
+                 wr_test_log_read(&w));
     wr_client_close(c);
+}
+
+/* A worker killed in the middle of a request: the death line names what
+ * it was running, and the broker redelivers the request to the
+ * replacement, which answers it. */
+Test(lifecycle, kill9_busy_worker_names_its_request_which_is_answered_again)
+{
+    wr_test_warren w = {0};
+    /* Long enough to outlast a slow rabbitmqctl in wait_busy(). */
+    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[5],\"id\":1}";
+    pid_t pids[8];
+    wr_client *c;
+    wr_client_reply r;
+    char err[256];
+
+    wr_test_warren_start(&w, 1, NULL, 1);
+    cr_assert_eq(wr_test_worker_pids(&w, pids, 8), 1);
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    cr_assert_eq(wr_client_publish(c, "", w.queue, body, strlen(body), "k9", 0, err, sizeof err),
+                 0);
+    cr_assert(wait_busy(w.queue), "the worker never took the request");
+    cr_assert_eq(kill(pids[0], SIGKILL), 0);
+    cr_assert(wr_test_log_wait(&w, "killed by signal 9", 1, 10000), "no log line for the death");
+    cr_assert_eq(wr_test_log_count(&w, "killed by signal 9 (Killed) while running test.sleep "
+                                       "(route rpc, id k9)"),
+                 1, "the death line does not name the request:\n%s", wr_test_log_read(&w));
+    cr_assert_eq(wr_client_recv(c, 15000, &r, err, sizeof err), 1, "the request was not answered");
+    cr_assert_str_eq(r.correlation_id, "k9");
+    cr_assert(strstr(r.body, "\"result\":5") != NULL, "%.*s", (int)r.len, r.body);
+    wr_client_reply_free(&r);
+    wr_client_close(c);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
 }
 
 /* heartbeat = 1 s: the broker drops a connection after ~2 s of silence, so

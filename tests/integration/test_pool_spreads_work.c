@@ -186,3 +186,92 @@ Test(pool, reply_exchange_and_prefix, .timeout = 60)
     wr_client_close(c);
     cr_assert_eq(wr_test_warren_stop(&w), 0);
 }
+
+/* Unacked deliveries on QUEUE according to the broker. */
+static int broker_unacked(const char *queue)
+{
+    char args[512], *out;
+    int n;
+    snprintf(args, sizeof args,
+             "list_queues -q --no-table-headers name messages_unacknowledged "
+             "| awk '$1==\"%s\"{print $2}'",
+             queue);
+    out = wr_test_broker_ctl(args);
+    n = atoi(out);
+    free(out);
+    return n;
+}
+
+#define NPREFETCHED 200
+
+/*
+ * prefetch 8, one worker: while a slow call runs, the worker holds 7 more
+ * deliveries in its local queue (the broker counts 8 unacked), and then
+ * runs them one by one.  Every call is answered exactly once, in bounded
+ * time.
+ */
+Test(pool, prefetch_8_queues_locally_and_answers_each_call_once, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    char *argv[] = {"warren", "-c", w.conf, "-o", "pool.prefetch=8", NULL};
+    const char *slow = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[3],\"id\":-1}";
+    static unsigned char answered[NPREFETCHED];
+    char err[512], body[256], corr[64];
+    int got = 0, slow_answered = 0, held = 0;
+    wr_client *c;
+
+    wr_test_warren_write_conf(&w, 1, NULL);
+    wr_test_warren_spawn(&w, argv, NULL);
+    cr_assert(wr_test_log_wait(&w, "ready: ", 1, 30000));
+    cr_assert_eq(wr_test_log_count(&w, "prefetch 8"), 1);
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    cr_assert_eq(wr_client_publish(c, "", w.queue, slow, strlen(slow), "slow", 0, err, sizeof err),
+                 0, "%s", err);
+    for (int i = 0; i < NPREFETCHED; i++) {
+        int n =
+            snprintf(body, sizeof body,
+                     "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[%d],\"id\":%d}", i, i);
+        snprintf(corr, sizeof corr, "p%d", i);
+        cr_assert_eq(wr_client_publish(c, "", w.queue, body, (size_t)n, corr, 0, err, sizeof err),
+                     0, "%s", err);
+    }
+    /* The slow call runs for 3 s; meanwhile the broker has handed over
+     * all the prefetch allows. */
+    for (int tries = 0; tries < 100 && (held = broker_unacked(w.queue)) != 8; tries++)
+        usleep(20000);
+    cr_assert_eq(held, 8, "the worker holds %d deliveries, not 8", held);
+
+    while (got + slow_answered < NPREFETCHED + 1) {
+        wr_client_reply r;
+        json_t *reply;
+        int id, rc = wr_client_recv(c, 30000, &r, err, sizeof err);
+        cr_assert_eq(rc, 1, "only %d of %d replies arrived (%s)", got + slow_answered,
+                     NPREFETCHED + 1, rc < 0 ? err : "timeout");
+        reply = json_loadb(r.body, r.len, 0, NULL);
+        cr_assert_not_null(reply, "reply is not JSON: %.*s", (int)r.len, r.body);
+        id = (int)json_integer_value(json_object_get(reply, "id"));
+        if (id == -1) {
+            cr_assert_str_eq(r.correlation_id, "slow");
+            cr_assert_eq(slow_answered++, 0, "the slow call was answered twice");
+        } else {
+            cr_assert(id >= 0 && id < NPREFETCHED && !answered[id], "unexpected or duplicate id %d",
+                      id);
+            snprintf(corr, sizeof corr, "p%d", id);
+            cr_assert_str_eq(r.correlation_id, corr);
+            cr_assert_eq(json_integer_value(json_array_get(json_object_get(reply, "result"), 0)),
+                         id);
+            answered[id] = 1;
+            got++;
+        }
+        json_decref(reply);
+        wr_client_reply_free(&r);
+    }
+    {
+        wr_client_reply r;
+        cr_assert_eq(wr_client_recv(c, 1000, &r, err, sizeof err), 0, "a duplicate reply");
+    }
+    wr_client_close(c);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+    cr_assert_eq(wr_test_log_count(&w, "handled 201 requests (0 failed)"), 1, "%s",
+                 wr_test_log_read(&w));
+}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/integration/harness.h"
 
@@ -70,4 +71,48 @@ Test(warren_call, exit_codes, .timeout = 120)
     cr_assert_neq(strlen(err), 0);
     free(out);
     free(err);
+}
+
+/* The broker's count of MESSAGES or MESSAGES_UNACKNOWLEDGED on QUEUE. */
+static int queue_count(const char *queue, const char *what)
+{
+    char args[512], *out;
+    int n;
+    snprintf(args, sizeof args,
+             "list_queues -q --no-table-headers name %s | awk '$1==\"%s\"{print $2}'", what, queue);
+    out = wr_test_broker_ctl(args);
+    n = atoi(out);
+    free(out);
+    return n;
+}
+
+/* --notify is not only accepted by the broker: the handler runs.  The
+ * worker is seen holding the notification while test.sleep runs, the
+ * queue then empties, and the worker counts one request handled without
+ * error (and, a notification, sends no reply). */
+Test(warren_call, notify_runs_the_handler, .timeout = 120)
+{
+    wr_test_warren nw = {0};
+    char args[512], *out = NULL, *err = NULL;
+    int busy = 0, left = -1;
+
+    wr_test_warren_start(&nw, 1, NULL, 1);
+    snprintf(args, sizeof args, "-q %s --notify test.sleep '[2]'", nw.queue);
+    cr_assert_eq(call(args, &out, &err), 0, "stderr: %s", err);
+    cr_assert_str_eq(out, "", "a notification prints nothing");
+    free(out);
+    free(err);
+    for (int tries = 0; tries < 100 && !busy; tries++) {
+        busy = queue_count(nw.queue, "messages_unacknowledged") == 1;
+        if (!busy)
+            usleep(20000);
+    }
+    cr_assert(busy, "the worker never took the notification:\n%s", wr_test_log_read(&nw));
+    for (int tries = 0; tries < 250 && (left = queue_count(nw.queue, "messages")) != 0; tries++)
+        usleep(20000);
+    cr_assert_eq(left, 0, "the notification was not acked");
+    cr_assert_eq(wr_test_warren_stop(&nw), 0);
+    cr_assert_eq(wr_test_log_count(&nw, "handled 1 request (0 failed)"), 1, "%s",
+                 wr_test_log_read(&nw));
+    cr_assert_eq(wr_test_log_count(&nw, "reply dropped"), 0, "%s", wr_test_log_read(&nw));
 }
