@@ -326,7 +326,8 @@ static void out_of_memory(void)
     exit(WR_EXIT_SOFTWARE);
 }
 
-/* TEXT as compact JSON (new string, caller frees): the request bodies. */
+/* REQ (taken: a new reference, or NULL when out of memory) as compact
+ * JSON text: the request bodies.  New string, caller frees. */
 static char *dump_request(json_t *req)
 {
     char *text;
