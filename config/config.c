@@ -85,6 +85,20 @@ struct key {
  * value in wr_format). */
 static const struct choice formats[] = {
     {"jsonrpc", WR_FORMAT_JSONRPC},
+    {"raw", WR_FORMAT_RAW},
+    {"amqpbus", WR_FORMAT_AMQPBUS},
+    {NULL, 0},
+};
+
+static const struct choice booleans[] = {
+    {"yes", 1}, {"no", 0}, {"true", 1}, {"false", 0}, {"on", 1}, {"off", 0}, {NULL, 0},
+};
+
+static const struct choice exchange_types[] = {
+    {"no", WR_EXCHANGE_NONE},
+    {"direct", WR_EXCHANGE_DIRECT},
+    {"topic", WR_EXCHANGE_TOPIC},
+    {"fanout", WR_EXCHANGE_FANOUT},
     {NULL, 0},
 };
 
@@ -108,12 +122,16 @@ enum key_id {
     K_POOL_MAX_MESSAGE_SIZE,
     K_POOL_SHUTDOWN_TIMEOUT,
     K_POOL_MAX_ATTEMPTS,
+    K_POOL_BUILTIN_METHODS,
     K_PLUGINS_DIR,
     K_PLUGINS_LOAD,
     K_LOG_LEVEL,
     K_ROUTE_QUEUE,
     K_ROUTE_FORMAT,
+    K_ROUTE_METHOD,
+    K_ROUTE_BROADCAST,
     K_ROUTE_EXCHANGE,
+    K_ROUTE_EXCHANGE_DECLARE,
     K_ROUTE_BINDINGS,
     K_ROUTE_REPLY_EXCHANGE,
     K_ROUTE_REPLY_PREFIX,
@@ -140,13 +158,20 @@ static const struct key keys[NKEYS] = {
                                  "30", NULL, NULL},
     [K_POOL_MAX_ATTEMPTS] = {"pool", "max_attempts", T_INT, C(max_attempts), 0, 1, 100, "3", NULL,
                              NULL},
+    [K_POOL_BUILTIN_METHODS] = {"pool", "builtin_methods", T_CHOICE, C(builtin_methods), 0, 0, 0,
+                                "yes", NULL, booleans},
     [K_PLUGINS_DIR] = {"plugins", "dir", T_STRING, C(plugin_dir), 0, 0, 0, NULL, NULL, NULL},
     [K_PLUGINS_LOAD] = {"plugins", "load", T_LIST, C(plugins), C(nplugins), 0, 0, NULL,
                         PLUGIN_NAME_CHARS, NULL},
     [K_LOG_LEVEL] = {"log", "level", T_CHOICE, C(log_level), 0, 0, 0, "info", NULL, log_levels},
     [K_ROUTE_QUEUE] = {"route", "queue", T_STRING, R(queue), 0, 0, 0, NULL, NULL, NULL},
     [K_ROUTE_FORMAT] = {"route", "format", T_CHOICE, R(format), 0, 0, 0, "jsonrpc", NULL, formats},
+    [K_ROUTE_METHOD] = {"route", "method", T_STRING, R(method), 0, 0, 0, NULL, NULL, NULL},
+    [K_ROUTE_BROADCAST] = {"route", "broadcast", T_CHOICE, R(broadcast), 0, 0, 0, "no", NULL,
+                           booleans},
     [K_ROUTE_EXCHANGE] = {"route", "exchange", T_STRING, R(exchange), 0, 0, 0, NULL, NULL, NULL},
+    [K_ROUTE_EXCHANGE_DECLARE] = {"route", "exchange_declare", T_CHOICE, R(exchange_declare), 0, 0,
+                                  0, "no", NULL, exchange_types},
     [K_ROUTE_BINDINGS] = {"route", "bindings", T_LIST, R(bindings), R(nbindings), 0, 0, NULL, NULL,
                           NULL},
     [K_ROUTE_REPLY_EXCHANGE] = {"route", "reply_exchange", T_STRING, R(reply_exchange), 0, 0, 0,
@@ -742,16 +767,38 @@ static void validate(struct load *l)
         const int *given = l->routes[r].given;
         const char *name = cfg->routes[r].name;
 
-        if (!given[K_ROUTE_QUEUE])
+        wr_route *rt = &cfg->routes[r];
+
+        rt->method_line = given[K_ROUTE_METHOD] > 0 ? given[K_ROUTE_METHOD] : 0;
+
+        /* A broadcast route's queue is the instance's own, named by
+         * warren; a queue given there is the prefix of that name. */
+        if (!given[K_ROUTE_QUEUE] && !rt->broadcast)
             problem(l, l->routes[r].header, "[route %s]: queue is required", name);
         if (given[K_ROUTE_BINDINGS] && !given[K_ROUTE_EXCHANGE])
             problem(l, given[K_ROUTE_BINDINGS], "bindings: needs exchange in [route %s]", name);
+        if (given[K_ROUTE_BROADCAST] && rt->broadcast && !given[K_ROUTE_EXCHANGE])
+            problem(l, given[K_ROUTE_BROADCAST],
+                    "broadcast: needs exchange (and bindings) in [route %s]", name);
+        if (given[K_ROUTE_EXCHANGE_DECLARE] && rt->exchange_declare && !given[K_ROUTE_EXCHANGE])
+            problem(l, given[K_ROUTE_EXCHANGE_DECLARE],
+                    "exchange_declare: needs exchange in [route %s]", name);
         if (given[K_ROUTE_REPLY_EXCHANGE] && !given[K_ROUTE_REPLY_PREFIX])
             problem(l, given[K_ROUTE_REPLY_EXCHANGE],
                     "reply_exchange: needs reply_prefix in [route %s]", name);
-        if (given[K_ROUTE_REPLY_PREFIX] && !given[K_ROUTE_REPLY_EXCHANGE])
+        if (given[K_ROUTE_REPLY_PREFIX] && !given[K_ROUTE_REPLY_EXCHANGE] &&
+            !given[K_ROUTE_EXCHANGE])
             problem(l, given[K_ROUTE_REPLY_PREFIX],
-                    "reply_prefix: needs reply_exchange in [route %s]", name);
+                    "reply_prefix: needs reply_exchange (or exchange) in [route %s]", name);
+        if (rt->format == WR_FORMAT_JSONRPC && given[K_ROUTE_METHOD])
+            problem(l, given[K_ROUTE_METHOD],
+                    "method: only for format raw or amqpbus (a JSON-RPC request names its "
+                    "method) in [route %s]",
+                    name);
+        if (rt->format != WR_FORMAT_JSONRPC && !given[K_ROUTE_METHOD])
+            problem(l, given[K_ROUTE_FORMAT] ? given[K_ROUTE_FORMAT] : l->routes[r].header,
+                    "format: %s needs method (the method every message calls) in [route %s]",
+                    rt->format == WR_FORMAT_RAW ? "raw" : "amqpbus", name);
     }
     if (!cfg->nroutes && !l->saw_route_header)
         problem(l, 0, "no [route NAME] section: at least one route is required");
@@ -854,9 +901,12 @@ static void write_value(FILE *out, const struct key *k, const char *base)
         break;
     }
     case T_CHOICE:
+        /* The first word with that value: "yes", not also "true" and "on". */
         for (const struct choice *c = k->choices; c->name; c++)
-            if (c->value == *(const int *)field)
+            if (c->value == *(const int *)field) {
                 fprintf(out, "%s = %s\n", k->name, c->name);
+                break;
+            }
         break;
     }
 }

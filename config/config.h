@@ -20,18 +20,36 @@
 
 #include "common/diag.h"
 
-typedef enum wr_format { WR_FORMAT_JSONRPC = 0 } wr_format;
+/* How a route reads its bodies (worker/format_*.c). */
+typedef enum wr_format {
+    WR_FORMAT_JSONRPC = 0, /* JSON-RPC 2.0 objects and batches */
+    WR_FORMAT_RAW,         /* the whole body is the one argument of the route's method */
+    WR_FORMAT_AMQPBUS      /* {"q": payload, "qid": id}, replies to <reply_prefix>.<qid> */
+} wr_format;
+
+/* exchange_declare: which exchange type warren declares (0: none). */
+typedef enum wr_exchange_type {
+    WR_EXCHANGE_NONE = 0,
+    WR_EXCHANGE_DIRECT,
+    WR_EXCHANGE_TOPIC,
+    WR_EXCHANGE_FANOUT
+} wr_exchange_type;
 
 typedef struct wr_route {
-    char *name;      /* from "[route NAME]" */
-    int line;        /* line of the section header, for messages */
-    char *queue;     /* durable queue, declared by warren; required */
-    int format;      /* a wr_format */
-    char *exchange;  /* NULL: no binding */
-    char **bindings; /* binding keys, owned; nbindings may be 0 */
+    char *name;           /* from "[route NAME]" */
+    int line;             /* line of the section header, for messages */
+    char *queue;          /* durable queue, declared by warren; required */
+    int format;           /* a wr_format */
+    char *method;         /* raw and amqpbus: the method every message calls */
+    int method_line;      /* where method was given (0: an override), for --check */
+    int broadcast;        /* one queue per warren instance: every instance answers */
+    char *exchange;       /* NULL: no binding */
+    int exchange_declare; /* a wr_exchange_type: declare EXCHANGE durable */
+    char **bindings;      /* binding keys, owned; nbindings may be 0 */
     size_t nbindings;
-    char *reply_exchange; /* NULL: replies only to reply_to */
-    char *reply_prefix;   /* routing key prefix; set iff reply_exchange is */
+    char *reply_exchange; /* NULL: replies only to reply_to (or, with
+                             reply_prefix alone, to EXCHANGE) */
+    char *reply_prefix;   /* routing key prefix for replies without reply_to */
 } wr_route;
 
 typedef struct wr_kv {
@@ -59,6 +77,7 @@ typedef struct wr_config {
     long max_message_size; /* bytes; default 1 MiB */
     int shutdown_timeout;  /* seconds before SIGKILL on stop; default 30 */
     int max_attempts;      /* deaths one message may cause; default 3 */
+    int builtin_methods;   /* answer warren.status on every route; default yes */
 
     char *plugin_dir; /* default: the installed plugin dir */
     char **plugins;   /* names from [plugins] load, owned */

@@ -132,10 +132,37 @@ static int test_init(const warren_host *host, void **state, warren_error *err)
                             done + 1, want);
 }
 
+/* test.first: returns its first param (for checking how a route sends a
+ * string result). */
+static int test_first(const warren_call *call, json_t *params, json_t **result, warren_error *err)
+{
+    (void)call;
+    (void)err;
+    *result = json_incref(json_array_get(params, 0));
+    return 0;
+}
+
+/* test.message: what the call knows of its AMQP message (ABI 1.1). */
+static int test_message(const warren_call *call, json_t *params, json_t **result, warren_error *err)
+{
+    const warren_message *m = call->message;
+    (void)params;
+
+    if (!m)
+        return warren_error_set(err, WARREN_ERR_INTERNAL, "no message (ABI 1.0 host?)");
+    *result = json_pack("{s:s, s:s%, s:s?, s:s?, s:s?, s:b, s:O?}", "route", m->route, "body",
+                        (const char *)m->body, m->body_len, "content_type", m->content_type,
+                        "reply_to", m->reply_to, "correlation_id", m->correlation_id, "redelivered",
+                        m->redelivered, "headers", m->headers);
+    return *result ? 0 : warren_error_set(err, WARREN_ERR_INTERNAL, "body is not UTF-8");
+}
+
 static const warren_method test_methods[] = {
     {.name = "test.sleep", .handler = test_sleep, .summary = "sleep [seconds] (0..3600)"},
     {.name = "test.fail", .handler = test_fail, .summary = "fail with code 1001"},
     {.name = "test.crash", .handler = test_crash, .summary = "crash the worker with SIGSEGV"},
+    {.name = "test.first", .handler = test_first, .summary = "return the first param"},
+    {.name = "test.message", .handler = test_message, .summary = "describe the AMQP message"},
     {0},
 };
 

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "supervisor/supervisor.h"
+#include "worker/builtin.h"
 #include "worker/plugin_loader.h"
 #include "worker/worker.h"
 
@@ -80,7 +81,10 @@ static int run_check(const wr_config *cfg, const char *dir)
     wr_plugins *plugins = NULL;
     wr_diag diag = {0};
 
-    if (wr_plugins_load(&plugins, dir, cfg->plugins, cfg->nplugins, cfg, &diag) < 0) {
+    int rc = wr_plugins_load(&plugins, dir, cfg->plugins, cfg->nplugins, cfg, &diag);
+    int missing = 0;
+
+    if (rc < 0) {
         for (size_t i = 0; i < diag.n; i++) {
             if (cfg->plugins_line > 0)
                 fprintf(stderr, "%s:%d: %s\n", cfg->path, cfg->plugins_line, diag.msgs[i]);
@@ -88,6 +92,23 @@ static int run_check(const wr_config *cfg, const char *dir)
                 fprintf(stderr, "%s: %s\n", cfg->path, diag.msgs[i]);
         }
         wr_diag_free(&diag);
+        /* Temporary (a backend not up yet): the unit's ExecStartPre must
+         * not turn it into the exit code that keeps warren down. */
+        return rc == WR_PLUGINS_TEMPORARY ? WR_EXIT_TEMPFAIL : WR_EXIT_CONFIG;
+    }
+    /* A route's method must exist somewhere, or every message on it would
+     * be answered "Method not found". */
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const wr_route *r = &cfg->routes[i];
+        if (!r->method || wr_plugins_find(plugins, r->method) ||
+            (cfg->builtin_methods && wr_builtin_has(r->method)))
+            continue;
+        fprintf(stderr, "%s:%d: method: no loaded plugin has method \"%s\" (route %s)\n", cfg->path,
+                r->method_line, r->method, r->name);
+        missing = 1;
+    }
+    if (missing) {
+        wr_plugins_unload(plugins);
         return WR_EXIT_CONFIG;
     }
     printf("%s: OK: %d worker%s, %zu route%s, %zu method%s from %s:", cfg->path, cfg->workers,
@@ -102,14 +123,12 @@ static int run_check(const wr_config *cfg, const char *dir)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"set", required_argument, NULL, 'o'},
-                                         {"check", no_argument, NULL, 't'},
-                                         {"version", no_argument, NULL, 'v'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"worker", required_argument, NULL, 'W'},
-                                         {NULL, 0, NULL, 0}};
-    const char *config_path = NULL, *worker_index = NULL;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 'o'},
+        {"check", no_argument, NULL, 't'},        {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {"worker", required_argument, NULL, 'W'},
+        {"since", required_argument, NULL, 'S'},  {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *worker_index = NULL, *since = NULL;
     const char **overrides = NULL;
     size_t noverrides = 0;
     int check = 0, opt, rc;
@@ -153,6 +172,9 @@ int main(int argc, char **argv)
         case 'W':
             worker_index = optarg;
             break;
+        case 'S':
+            since = optarg;
+            break;
         default:
             usage(stderr);
             rc = WR_EXIT_USAGE;
@@ -166,7 +188,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (worker_index) {
-        rc = wr_worker_boot(argc, argv, worker_index, default_plugins);
+        rc = wr_worker_boot(argc, argv, worker_index, since, default_plugins);
         goto out;
     }
 

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "common/exitcodes.h"
 #include "common/log.h"
@@ -295,11 +296,15 @@ static char *route_list(const wr_config *cfg)
 
 int wr_supervisor_run(const wr_config *cfg, const char *exe, const char *plugin_dir)
 {
+    struct timeval now;
     wr_supervisor sup;
     FILE *mem;
     int rc;
 
     memset(&sup, 0, sizeof sup);
+    gettimeofday(&now, NULL);
+    snprintf(sup.since, sizeof sup.since, "%lld",
+             (long long)now.tv_sec * 1000 + now.tv_usec / 1000);
     sup.loop = uv_default_loop();
     if (!sup.loop) {
         wr_error("cannot create the event loop");

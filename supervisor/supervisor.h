@@ -24,6 +24,7 @@ typedef struct wr_supervisor {
     char *config_text;      /* cfg as INI, written to each worker's stdin */
     size_t config_len;
     char *title_routes; /* "rpc,status": for worker process titles */
+    char since[24];     /* when we started, unix ms: workers report it (--since) */
 
     wr_sup_state state;
     int exit_code;

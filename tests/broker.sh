@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 #
-# A private RabbitMQ node for warren's integration tests.
+# A private RabbitMQ node for warren's integration tests and
+# scripts/run-local.sh.
 #
-#   tests/broker.sh start DIR        start a node whose whole state lives in DIR
-#   tests/broker.sh stop DIR         stop it and remove DIR (exit 0 if already gone)
+#   tests/broker.sh start DIR        start a node; DIR gets the handle files
+#   tests/broker.sh stop DIR         stop it, remove its state and DIR (exit 0 if already gone)
 #   tests/broker.sh ctl DIR ARGS...  run `rabbitmqctl ARGS...` against that node
 #
 # WARREN_BROKER_PORT=N fixes the AMQP port instead of picking a free one.
@@ -13,25 +14,43 @@
 # service).  So everything is private: free loopback ports for AMQP, for
 # Erlang distribution and for epmd (a private epmd means stopping the node
 # can also stop its epmd without pulling the rug from under anyone else's
-# nodes), a unique node name, and mnesia, logs, config, plugin list and
-# crash dumps all inside DIR.  Nothing listens beyond 127.0.0.1.
+# nodes), a unique node name, an Erlang cookie of its own, and mnesia,
+# logs, config, plugin list and crash dumps of its own.  Nothing listens
+# beyond 127.0.0.1.
+#
+# Where it lives, and who runs it.  DIR is wherever the caller wants it,
+# typically inside a checkout, and a checkout may sit anywhere: in /root or
+# a 0700 /home/NAME (Debian 12's default), under a path with spaces.  So:
+#   - The node runs as the invoking user, root included.  (Debian's
+#     /usr/sbin wrappers would hand it to the rabbitmq user, who cannot
+#     enter a 0700 home; we call the scripts they wrap instead.)
+#   - Its whole state lives in a fresh `mktemp -d /tmp/warren-broker.XXXXXX`
+#     (mode 0700, no spaces: RabbitMQ's scripts and Erlang's argument
+#     passing are not safe with them), which is also the HOME of the server
+#     and of rabbitmqctl: that is where both read the node's cookie, so the
+#     cookie is private too.
+#   - DIR holds only handles, so its path never reaches Erlang.
+# stop removes the state dir and DIR.  A start that fails copies the logs
+# into DIR and removes the state dir; `stop` then leaves DIR (now only
+# logs) in place, so the logs survive the test fixture's cleanup and stay
+# findable until the next start in DIR.
 #
 # After `start`, DIR holds:
 #   uri       amqp://guest:guest@127.0.0.1:PORT/   (what the tests connect to)
 #   node      the node name, e.g. warren-test-40123@localhost
-#   env       the exported variables: `. DIR/env; rabbitmqctl -n "$(cat DIR/node)" ...`
-#             reaches the node by hand (or use `broker.sh ctl DIR ...`)
+#   state     the path of the state dir
+#   env       the exported variables: `. DIR/env; HOME=$WARREN_BROKER_STATE
+#             rabbitmqctl -n "$RABBITMQ_NODENAME" ...` reaches the node by
+#             hand (or use `broker.sh ctl DIR ...`)
 #   pid       the launcher's pid (session leader of what we started)
-#   beam.pid  the Erlang VM's pid (written by the node)
-#   server.log, log/   the server's output and logs (shown when start fails)
-#
-# As root the node runs as the rabbitmq user (whose Erlang cookie rabbitmqctl
-# then uses too), so DIR is handed to that user.  As anyone else it runs as
-# the current user.
+#   beam.pid  the Erlang VM's pid
+#   server.log  the server's stdout and stderr
+#   log       a link to the node's log dir (a copy of it after a failed start)
 set -euo pipefail
 
 readonly START_TIMEOUT=60 # seconds to wait for the node to boot
 readonly STOP_TIMEOUT=30  # seconds to wait for it to go away
+readonly STATE_PARENT=/tmp
 
 die() {
     echo "broker.sh: $*" >&2
@@ -44,25 +63,22 @@ usage() {
 }
 
 # The real scripts.  Debian's /usr/sbin/rabbitmq-server and rabbitmqctl are
-# wrappers that switch to the rabbitmq user through `su -c` (re-quoting our
-# arguments for a shell) when run as root, and refuse to run as anyone
-# else; we switch users ourselves instead, so use what they wrap when it
-# is there.
+# wrappers that switch to the rabbitmq user when run as root (and refuse to
+# run as anyone else): use what they wrap when it is there.
 if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
     SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
     CTL=/usr/lib/rabbitmq/bin/rabbitmqctl
 else
-    SERVER=$(command -v rabbitmq-server) || die "rabbitmq-server not found"
+    SERVER=$(command -v rabbitmq-server) ||
+        die "rabbitmq-server not found (Debian: apt-get install rabbitmq-server, or run scripts/deps.sh)"
     CTL=$(command -v rabbitmqctl) || die "rabbitmqctl not found"
 fi
 
-# How to run a command as the node's owner: root hands the node to the
-# rabbitmq user.  runuser keeps our environment (the RABBITMQ_* variables)
-# but sets HOME, where the Erlang cookie lives.
-RUNAS=()
-if [ "$(id -u)" = 0 ] && id rabbitmq >/dev/null 2>&1; then
-    RUNAS=(runuser -u rabbitmq --)
-fi
+# Is anything listening on 127.0.0.1:PORT (or on every address)?
+listening() {
+    ss -Htln "sport = :$1" 2>/dev/null | awk '{print $4}' |
+        grep -Eq "^(127\.0\.0\.1|0\.0\.0\.0|\*|\[::\]|\[::ffff:127\.0\.0\.1\]):$1\$"
+}
 
 # A free TCP port on 127.0.0.1: the kernel picks one for a socket bound to
 # port 0.  (Racy in theory; a clash makes the start fail loudly, not hang.)
@@ -81,7 +97,7 @@ print(s.getsockname()[1])' 2>/dev/null); then
     # No python: probe random high ports with ss until one is not listening.
     for _ in $(seq 1 200); do
         p=$((20000 + RANDOM % 30000))
-        if ! ss -Htln "sport = :$p" | grep -q .; then
+        if ! listening "$p"; then
             echo "$p"
             return 0
         fi
@@ -97,9 +113,10 @@ load_env() {
     . "$1/env"
 }
 
-# rabbitmqctl against the node described by the loaded env.
+# rabbitmqctl against the node described by the loaded env; HOME is the
+# state dir, where the node's cookie is.
 ctl() {
-    "${RUNAS[@]}" "$CTL" -q -n "$RABBITMQ_NODENAME" "$@"
+    HOME=${WARREN_BROKER_STATE:-$HOME} "$CTL" -q -n "$RABBITMQ_NODENAME" "$@"
 }
 
 # Is the node in DIR still running?  Either its launcher (the process we
@@ -107,7 +124,7 @@ ctl() {
 # a session of its own) counts.
 node_alive() {
     local f pid
-    for f in "$1/pid" "$1/beam.pid"; do
+    for f in "$1/pid" "${WARREN_BROKER_STATE:-/nonexistent}/beam.pid"; do
         pid=$(cat "$f" 2>/dev/null) || continue
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
             return 0
@@ -116,14 +133,42 @@ node_alive() {
     return 1
 }
 
+# A start failed: the node is gone; keep its logs in DIR (which then holds
+# only logs: no env, so stop leaves it alone) and drop the state dir.
+keep_failure_logs() {
+    local dir=$1 state=$WARREN_BROKER_STATE
+    rm -f "$dir/log" "$dir/env" "$dir/uri" "$dir/node" "$dir/state" "$dir/pid" "$dir/beam.pid"
+    if [ -d "$state/log" ]; then
+        cp -r "$state/log" "$dir/log"
+    fi
+    local kept="$dir/server.log and $dir/log/"
+    if [ -f "$state/erl_crash.dump" ]; then
+        cp "$state/erl_crash.dump" "$dir/"
+        kept="$dir/server.log, $dir/log/ and $dir/erl_crash.dump"
+    fi
+    rm -rf "$state"
+    echo "broker.sh: the node's logs are kept in $kept" >&2
+}
+
 # Start the node once.  Returns 0 when it is up, 2 when it lost a race for
-# one of its ports (eaddrinuse: worth another try with fresh ones), and 1
-# on any other failure, after showing the server log.  A failed node's
-# processes are stopped; DIR stays for inspection (stop removes it).
+# one of its random ports (eaddrinuse: worth another try with fresh ones),
+# and 1 on any other failure, after showing the server log.  A failed
+# node's processes are stopped and its state dir removed; its logs stay in
+# DIR.
 start_once() {
     local dir=$1
-    rm -rf "$dir"
-    mkdir -p "$dir/mnesia" "$dir/log"
+    mkdir -p "$dir"
+    rm -rf "$dir/log" "$dir/server.log" "$dir/erl_crash.dump"
+
+    # A fixed port must be free: refuse at once rather than let the node
+    # try, fail and leave the caller guessing.
+    if [ -n "${WARREN_BROKER_PORT:-}" ] && listening "$WARREN_BROKER_PORT"; then
+        local who
+        who=$(ss -Htlnp "sport = :$WARREN_BROKER_PORT" 2>/dev/null |
+            sed -n 's/.*users:((\("[^"]*"\),pid=\([0-9]*\).*/\1, pid \2/p' | head -n 1)
+        echo "broker.sh: 127.0.0.1:$WARREN_BROKER_PORT is already in use${who:+ (by $who)}; cannot start a node there" >&2
+        return 1
+    fi
 
     local amqp_port dist_port epmd_port
     # WARREN_BROKER_PORT fixes the AMQP port (scripts/run-local.sh asks for
@@ -136,51 +181,57 @@ start_once() {
         return 2
     fi
 
-    local node="warren-test-$amqp_port@localhost"
+    local node="warren-test-$amqp_port@localhost" state
+    state=$(mktemp -d "$STATE_PARENT/warren-broker.XXXXXX") || die "cannot create a state dir in $STATE_PARENT"
+    mkdir "$state/mnesia" "$state/log"
+    # The pointer first: from here on, stop finds what to clean up (even if
+    # we are interrupted during the start).
+    echo "$state" >"$dir/state"
+
+    # A cookie of its own, read by the server and rabbitmqctl from HOME.
+    od -An -N20 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F >"$state/.erlang.cookie"
+    chmod 400 "$state/.erlang.cookie"
 
     # No plugins (fast boot, nothing listening beyond AMQP), and config
     # files of our own so /etc/rabbitmq never leaks in.
-    echo '[].' >"$dir/enabled_plugins"
-    cat >"$dir/rabbitmq.conf" <<'EOF2'
-# Private test node (tests/broker.sh).  guest may log in from anywhere: we
+    echo '[].' >"$state/enabled_plugins"
+    cat >"$state/rabbitmq.conf" <<'EOF2'
+# Private node (tests/broker.sh).  guest may log in from anywhere: we
 # only listen on 127.0.0.1 anyway.
 loopback_users = none
 EOF2
-    : >"$dir/rabbitmq-env.conf"
+    : >"$state/rabbitmq-env.conf"
 
     # Everything the server and rabbitmqctl need to find this node.  Written
     # to DIR/env as well, so stop, ctl and a human can reach it later.
+    # (Only $state paths: no spaces, nothing to quote.)
     cat >"$dir/env" <<EOF2
+export WARREN_BROKER_STATE=$state
 export RABBITMQ_NODENAME=$node
 export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 export RABBITMQ_NODE_PORT=$amqp_port
 export RABBITMQ_DIST_PORT=$dist_port
-export RABBITMQ_MNESIA_BASE=$dir/mnesia
-export RABBITMQ_LOG_BASE=$dir/log
-export RABBITMQ_PID_FILE=$dir/beam.pid
-export RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf
-export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config
-export RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf
-export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+export RABBITMQ_MNESIA_BASE=$state/mnesia
+export RABBITMQ_LOG_BASE=$state/log
+export RABBITMQ_PID_FILE=$state/beam.pid
+export RABBITMQ_CONFIG_FILE=$state/rabbitmq.conf
+export RABBITMQ_ADVANCED_CONFIG_FILE=$state/advanced.config
+export RABBITMQ_CONF_ENV_FILE=$state/rabbitmq-env.conf
+export RABBITMQ_ENABLED_PLUGINS_FILE=$state/enabled_plugins
 export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+export ERL_CRASH_DUMP=$state/erl_crash.dump
 export ERL_EPMD_ADDRESS=127.0.0.1
 export ERL_EPMD_PORT=$epmd_port
 EOF2
     echo "amqp://guest:guest@127.0.0.1:$amqp_port/" >"$dir/uri"
     echo "$node" >"$dir/node"
+    ln -s "$state/log" "$dir/log"
     load_env "$dir"
 
-    if [ ${#RUNAS[@]} -gt 0 ]; then
-        # The node's owner must own its state and be able to reach DIR.
-        chown -R rabbitmq: "$dir"
-        "${RUNAS[@]}" test -w "$dir" ||
-            die "$dir: not reachable by the rabbitmq user (check the parent directories' permissions)"
-    fi
-
     # setsid: the server gets a session of its own, so it survives our exit
-    # and no terminal signal reaches it.  It runs in DIR, where an
-    # erl_crash.dump would land.
-    (cd "$dir" && exec setsid "${RUNAS[@]}" "$SERVER") >"$dir/server.log" 2>&1 </dev/null &
+    # and no terminal signal (Ctrl-C) reaches it: its owner stops it.  It
+    # runs in the state dir, with that as HOME.
+    (cd "$state" && HOME=$state exec setsid "$SERVER") >"$dir/server.log" 2>&1 </dev/null &
     local pid=$!
     echo "$pid" >"$dir/pid"
 
@@ -192,10 +243,12 @@ EOF2
             kill_node "$dir"
             if grep -q eaddrinuse "$dir/server.log"; then
                 echo "broker.sh: a port was taken meanwhile; trying others" >&2
+                rm -rf "$state" "$dir/state" "$dir/env"
                 return 2
             fi
-            echo "broker.sh: rabbitmq-server exited during startup; server log:" >&2
+            echo "broker.sh: node $node exited during startup; server log:" >&2
             tail -n 40 "$dir/server.log" >&2 || true
+            keep_failure_logs "$dir"
             return 1
         fi
         if ctl await_startup --timeout 5 >/dev/null 2>&1; then
@@ -205,20 +258,26 @@ EOF2
             echo "broker.sh: node $node not up within ${START_TIMEOUT}s; server log:" >&2
             tail -n 40 "$dir/server.log" >&2 || true
             kill_node "$dir"
+            keep_failure_logs "$dir"
             return 1
         fi
         sleep 0.5
     done
-    echo "broker.sh: $node up, $(cat "$dir/uri")"
+    cp "$state/beam.pid" "$dir/beam.pid" 2>/dev/null || true
+    echo "broker.sh: $node up, $(cat "$dir/uri") (state in $state)"
 }
 
 cmd_start() {
     local dir=$1 rc
-    if node_alive "$dir"; then
-        die "$dir: a node is already running there (stop it first)"
-    fi
     mkdir -p "$dir"
-    dir=$(cd "$dir" && pwd) # absolute: the node must find it from anywhere
+    dir=$(cd "$dir" && pwd) # absolute: ctl and stop must find it from anywhere
+    if load_env "$dir" 2>/dev/null; then
+        if node_alive "$dir"; then
+            die "$dir: a node is already running there (stop it first: $0 stop '$dir')"
+        fi
+        cmd_stop "$dir" # the remains of a run that was killed
+        mkdir -p "$dir"
+    fi
     for _ in 1 2 3; do
         # In a subshell with errexit on: `start_once || ...` would switch
         # errexit off inside it.
@@ -249,8 +308,8 @@ kill_node() {
     # Whatever is left (a hung VM, the launcher) goes now.  The VM's port
     # helpers (erl_child_setup, inet_gethost) exit by themselves when the
     # VM is gone.
-    for f in beam.pid pid; do
-        pid=$(cat "$dir/$f" 2>/dev/null) || continue
+    for f in "${WARREN_BROKER_STATE:-/nonexistent}/beam.pid" "$dir/beam.pid" "$dir/pid"; do
+        pid=$(cat "$f" 2>/dev/null) || continue
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
             kill -KILL "$pid" 2>/dev/null || true
         fi
@@ -268,18 +327,37 @@ kill_node() {
     fi
 }
 
+# Stop the node in DIR, remove its state dir and DIR.  A DIR without a node
+# description is left alone when it holds a failed start's logs (they are
+# kept for reading), removed when it is empty.
 cmd_stop() {
-    local dir=$1
+    local dir=$1 state=
+    [ -d "$dir" ] || return 0
     if load_env "$dir" 2>/dev/null; then
         kill_node "$dir"
+        if [ -z "${WARREN_BROKER_STATE:-}" ]; then
+            rm -rf "$dir" # the old layout: the node's state was in DIR
+            return 0
+        fi
+        state=$WARREN_BROKER_STATE
+    elif [ -f "$dir/state" ]; then
+        state=$(cat "$dir/state") # interrupted before env was written
     fi
-    rm -rf "$dir"
+    case $state in
+    "$STATE_PARENT"/warren-broker.*) rm -rf "$state" ;;
+    esac
+    rm -f "$dir/env" "$dir/uri" "$dir/node" "$dir/state" "$dir/pid" "$dir/beam.pid"
+    if [ -f "$dir/server.log" ] && [ ! -L "$dir/log" ]; then
+        return 0 # a failed start's logs
+    fi
+    rm -f "$dir/log" "$dir/server.log"
+    rmdir "$dir" 2>/dev/null || true
 }
 
 cmd_ctl() {
     local dir=$1
     shift
-    load_env "$dir" || die "$dir: no node there (run: $0 start $dir)"
+    load_env "$dir" || die "$dir: no node there (run: $0 start '$dir')"
     ctl "$@"
 }
 

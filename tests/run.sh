@@ -7,7 +7,9 @@
 #   tests/run.sh
 #
 # Build trees: build-test/ and build-asan/.  Exit status: nonzero if any
-# build or test fails.
+# build or test fails; a failure names the logs it left.  Works from a
+# checkout anywhere (a 0700 home, a path with spaces): the broker's state
+# lives in a private temp dir (see tests/broker.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +28,16 @@ for variant in test asan; do
     cmake --build "$dir" -j"$jobs"
     echo "=== $variant tests ===" >&2
     # Sanitizer reports fail the test that triggered them; leaks too.
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --test-dir "$dir" --output-on-failure --timeout 600
+    if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir "$dir" --output-on-failure --timeout 600; then
+        cat >&2 <<EOF
+=== $variant tests failed; what they left for reading ===
+  $PWD/$dir/Testing/Temporary/LastTest.log   every test's full output
+  $PWD/$dir/test-tmp/                        config and log of each warren under test
+  $PWD/$dir/test-broker/                     the broker's logs, if it failed to start
+rerun one suite:  ctest --test-dir $dir -R NAME --output-on-failure
+EOF
+        exit 1
+    fi
 done

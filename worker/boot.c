@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/diag.h"
@@ -78,7 +79,22 @@ static void set_proctitle(int argc, char **argv, const char *title)
     memset(start + n, 0, room - n + 1);
 }
 
-int wr_worker_boot(int argc, char **argv, const char *index_arg, const char *default_plugin_dir)
+/* When the instance started (unix ms): --since from the supervisor, else
+ * now (a worker started by hand is its own instance). */
+static long long since_ms(const char *arg)
+{
+    struct timeval tv;
+    char *end;
+    long long v = arg ? strtoll(arg, &end, 10) : 0;
+
+    if (arg && *arg && *end == '\0' && v > 0)
+        return v;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int wr_worker_boot(int argc, char **argv, const char *index_arg, const char *since_arg,
+                   const char *default_plugin_dir)
 {
     wr_config cfg;
     wr_diag diag = {0};
@@ -111,7 +127,8 @@ int wr_worker_boot(int argc, char **argv, const char *index_arg, const char *def
         return WR_EXIT_CONFIG;
     }
     wr_log_set_level(cfg.log_level);
-    rc = wr_worker_main((int)index, &cfg, cfg.plugin_dir ? cfg.plugin_dir : default_plugin_dir);
+    rc = wr_worker_main((int)index, &cfg, cfg.plugin_dir ? cfg.plugin_dir : default_plugin_dir,
+                        since_ms(since_arg));
     wr_config_free(&cfg);
     return rc;
 }

@@ -1,14 +1,7 @@
 /*
- * decode → call → encode, for one message.
- *
- * JSON-RPC rules applied here (the envelope module found the errors; this
- * decides what is sent):
- *  - a notification (no id) never gets a response, not even an error;
- *  - an entry that is not a valid request gets its error with id null (or
- *    its own id when it had a usable one);
- *  - a batch's responses go back as one array, in request order; a batch of
- *    notifications only gets no reply at all;
- *  - a body over max_message_size is not parsed and gets -32600.
+ * decode → call → encode, for one message: what every format shares.
+ * The format's own rules (what a body means, what a reply looks like) are
+ * in worker/format_jsonrpc.c, format_raw.c and format_amqpbus.c.
  */
 #include "worker/dispatch.h"
 
@@ -18,156 +11,136 @@
 
 #include "common/log.h"
 
-void wr_dispatch_prepare(wr_job *job, const wr_route *route, const char *body, size_t len,
-                         long max_size)
+static const wr_format_ops *ops_for(int format)
+{
+    switch ((wr_format)format) {
+    case WR_FORMAT_RAW:
+        return &wr_format_raw;
+    case WR_FORMAT_AMQPBUS:
+        return &wr_format_amqpbus;
+    case WR_FORMAT_JSONRPC:
+        break;
+    }
+    return &wr_format_jsonrpc;
+}
+
+void wr_dispatch_prepare(wr_job *job, const wr_route *route, const wr_delivery *in, long max_size)
 {
     memset(job, 0, sizeof *job);
-    job->body = body;
-    job->len = len;
     job->route = route;
+    job->ops = ops_for(route->format);
+    job->in = *in;
     job->label = route->name;
     job->max_size = max_size;
-    if ((long)len > max_size) {
+    job->message = (warren_message){
+        .size = sizeof(warren_message),
+        .body = in->body,
+        .body_len = in->len,
+        .content_type = in->content_type,
+        .route = route->name,
+        .exchange = in->exchange ? in->exchange : "",
+        .routing_key = in->routing_key ? in->routing_key : "",
+        .correlation_id = in->correlation_id,
+        .reply_to = in->reply_to,
+        .redelivered = in->redelivered,
+        .headers = in->headers,
+    };
+    if ((long)in->len > max_size) {
         job->oversize = 1;
         return;
     }
-    switch ((wr_format)route->format) {
-    case WR_FORMAT_JSONRPC:
-        wr_jsonrpc_decode(body, len, &job->req);
-        break;
-    }
+    job->ops->prepare(job);
 }
 
 const char *wr_dispatch_method(const wr_job *job)
 {
-    for (size_t i = 0; i < job->req.ncalls; i++)
-        if (job->req.calls[i].method)
-            return job->req.calls[i].method;
-    return "-";
+    return job->oversize ? "-" : job->ops->method(job);
 }
 
-/* Run one valid call.  Returns a new response object. */
-static json_t *call_one(const wr_job *job, const wr_plugins *plugins, const wr_rpc_call *c,
-                        unsigned *nerrors)
+void wr_dispatch_run(wr_job *job, const wr_dispatcher *d)
 {
-    const wr_method_ref *m = wr_plugins_find(plugins, c->method);
-    warren_error err = {0};
-    json_t *result = NULL;
-
-    if (!m) {
-        (*nerrors)++;
-        wr_warn("route %s: unknown method '%.100s'", job->label, c->method);
-        return wr_jsonrpc_error(c->id, WARREN_ERR_METHOD_NOT_FOUND, "Method not found", NULL);
-    }
-    if (m->method->handler(&m->call, c->params, &result, &err) != 0) {
-        json_decref(result);
-        (*nerrors)++;
-        if (err.code == 0)
-            err.code = WARREN_ERR_INTERNAL;
-        if (err.message[0] == '\0')
-            snprintf(err.message, sizeof err.message, "%s failed", c->method);
-        return wr_jsonrpc_error(c->id, err.code, err.message, err.data);
-    }
-    return wr_jsonrpc_result(c->id, result);
-}
-
-void wr_dispatch_run(wr_job *job, const wr_plugins *plugins)
-{
-    json_t *response = NULL;
-    json_t *batch = NULL;
-    unsigned invalid = 0;
-    const char *first_problem = NULL;
-
     if (job->oversize) {
-        response = wr_jsonrpc_error(NULL, WARREN_ERR_INVALID_REQUEST,
-                                    "Invalid Request: message too large", NULL);
         job->nerrors++;
         wr_warn("route %s: rejected a %zu-byte message: over max_message_size (%ld)", job->label,
-                job->len, job->max_size);
-        goto encode;
+                job->in.len, job->max_size);
+        job->ops->fail(job, WARREN_ERR_INVALID_REQUEST, "Invalid Request: message too large");
+        return;
     }
-    if (job->req.error) {
-        response = json_incref(job->req.error);
+    /* Every instance would run it, for nobody. */
+    if (job->route->broadcast && !job->in.reply_to && !job->qid) {
         job->nerrors++;
-        wr_warn("route %s: bad request (%zu bytes): %s", job->label, job->len,
-                json_string_value(json_object_get(json_object_get(response, "error"), "message")));
-        goto encode;
+        wr_warn("route %s: a broadcast request without reply_to (%zu bytes); not run", job->label,
+                job->in.len);
+        return;
     }
-    if (job->req.batch)
-        batch = json_array();
-    for (size_t i = 0; i < job->req.ncalls; i++) {
-        wr_rpc_call *c = &job->req.calls[i];
-        json_t *r;
-
-        if (c->error) {
-            invalid++;
-            if (!first_problem)
-                first_problem = json_string_value(
-                    json_object_get(json_object_get(c->error, "error"), "message"));
-            /* A well-formed notification whose params are the wrong type is
-             * still a notification: it gets no reply.  Other invalid
-             * entries are answered (with id null) as the spec asks. */
-            if (!c->id && json_integer_value(json_object_get(json_object_get(c->error, "error"),
-                                                             "code")) == WARREN_ERR_INVALID_PARAMS)
-                continue;
-            r = json_incref(c->error);
-            job->nerrors++;
-        } else {
-            job->ncalls++;
-            r = call_one(job, plugins, c, &job->nerrors);
-            if (!c->id) { /* notification: the result is never sent */
-                json_decref(r);
-                continue;
-            }
-        }
-        if (!job->reply_id)
-            job->reply_id = wr_jsonrpc_id_text(c->id);
-        if (batch)
-            json_array_append_new(batch, r);
-        else
-            response = r;
-    }
-    if (invalid)
-        wr_warn("route %s: %u invalid request%s in a %zu-byte message: %s", job->label, invalid,
-                invalid == 1 ? "" : "s", job->len, first_problem ? first_problem : "?");
-    if (batch) {
-        if (json_array_size(batch) > 0)
-            response = batch;
-        else
-            json_decref(batch);
-    }
-encode:
-    if (response) {
-        job->reply = wr_jsonrpc_encode(response, &job->reply_len);
-        json_decref(response);
-    }
+    job->ops->run(job, d);
 }
 
 void wr_dispatch_refuse(wr_job *job, const char *why)
 {
-    json_t *id = NULL, *reply;
-
     job->nerrors = 1;
-    for (size_t i = 0; i < job->req.ncalls; i++) {
-        if (!job->req.calls[i].id)
-            continue;
-        /* A batch gets one error for the whole message: id null. */
-        if (!job->req.batch)
-            id = job->req.calls[i].id;
-        reply = wr_jsonrpc_error(id, WARREN_ERR_INTERNAL, why, NULL);
-        job->reply = wr_jsonrpc_encode(reply, &job->reply_len);
-        json_decref(reply);
-        job->reply_id = wr_jsonrpc_id_text(id);
-        return;
+    job->ops->fail(job, WARREN_ERR_INTERNAL, why);
+}
+
+int wr_dispatch_call(wr_job *job, const wr_dispatcher *d, const char *method, json_t *params,
+                     json_t **result, warren_error *err)
+{
+    const wr_method_ref *m;
+    warren_call call;
+
+    memset(err, 0, sizeof *err);
+    *result = NULL;
+    job->ncalls++;
+    if (d->builtins && wr_builtin_has(method)) {
+        *result = wr_builtin_call(d->builtins, method);
+        return 0;
     }
-    /* Only notifications: nobody to tell. */
+    m = wr_plugins_find(d->plugins, method);
+    if (!m) {
+        wr_warn("route %s: unknown method '%.100s'", job->label, method);
+        err->code = WARREN_ERR_METHOD_NOT_FOUND;
+        snprintf(err->message, sizeof err->message, "Method not found");
+        return -1;
+    }
+    /* The prepared call, plus this message (ABI 1.1). */
+    call = m->call;
+    call.message = &job->message;
+    if (m->method->handler(&call, params, result, err) != 0) {
+        json_decref(*result);
+        *result = NULL;
+        if (err->code == 0)
+            err->code = WARREN_ERR_INTERNAL;
+        err->message[sizeof err->message - 1] = '\0';
+        if (err->message[0] == '\0')
+            snprintf(err->message, sizeof err->message, "%s failed", method);
+        return -1;
+    }
+    if (!*result)
+        *result = json_null();
+    return 0;
+}
+
+void wr_dispatch_set_reply(wr_job *job, const char *text, size_t len, const char *type)
+{
+    free(job->reply);
+    job->reply = malloc(len + 1);
+    job->reply_len = job->reply ? len : 0;
+    if (job->reply) {
+        memcpy(job->reply, text, len);
+        job->reply[len] = '\0';
+    }
+    job->reply_type = type;
 }
 
 void wr_dispatch_free(wr_job *job)
 {
     wr_jsonrpc_request_free(&job->req);
+    json_decref(job->params);
+    free(job->qid);
     free(job->reply);
     free(job->reply_id);
+    job->params = NULL;
+    job->qid = NULL;
     job->reply = NULL;
     job->reply_id = NULL;
 }

@@ -1,8 +1,13 @@
 /*
- * One delivery's work, without any AMQP: decode the body, call the
- * handlers, build the reply body.  The worker's main thread prepares a job
- * (decoding is cheap and tells it which method is starting), the runner
- * thread runs it, and the main thread publishes what it produced.
+ * One delivery's work, without any AMQP: decode the body as its route's
+ * format says, call the handlers, build the reply body.  The worker's main
+ * thread prepares a job (decoding is cheap and tells it which method is
+ * starting), the runner thread runs it, and the main thread publishes what
+ * it produced.
+ *
+ * The formats (worker/format_*.c) are one table of operations each, so
+ * that a new dialect is one file: this module does what all of them share
+ * (the size limit, calling a method, the built-in methods).
  */
 #ifndef WR_DISPATCH_H
 #define WR_DISPATCH_H
@@ -10,46 +15,104 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "worker/builtin.h"
 #include "worker/jsonrpc.h"
 #include "worker/plugin_loader.h"
 
-typedef struct wr_job {
-    /* Input, borrowed: the body stays valid until wr_dispatch_free. */
-    const char *body;
+/* The message as the worker received it, with everything a format or a
+ * handler may read.  Strings are NUL-terminated; NULL when absent. */
+typedef struct wr_delivery {
+    const char *body; /* not NUL-terminated */
     size_t len;
-    const wr_route *route; /* borrowed: where the message came from, how it is read */
-    const char *label;     /* for log lines: the route name */
+    const char *content_type;
+    const char *exchange;
+    const char *routing_key;
+    const char *correlation_id;
+    const char *reply_to;
+    int redelivered;
+    json_t *headers; /* JSON object, or NULL when the message has none */
+} wr_delivery;
 
-    /* Filled by wr_dispatch_prepare. */
-    wr_rpc_request req;
-    int oversize; /* body longer than the limit; not decoded */
+/* What methods are called with. */
+typedef struct wr_dispatcher {
+    const wr_plugins *plugins;
+    const wr_builtins *builtins; /* NULL: [pool] builtin_methods = no */
+} wr_dispatcher;
+
+typedef struct wr_job wr_job;
+
+/* One message format: how its bodies are read and its replies written. */
+typedef struct wr_format_ops {
+    const char *name;
+    /* Decode JOB->in (JOB->route and JOB->in are set).  Main thread. */
+    void (*prepare)(wr_job *job);
+    /* The first method the message calls, for status lines; "-" when none. */
+    const char *(*method)(const wr_job *job);
+    /* Run the calls and fill the reply.  Runner thread. */
+    void (*run)(wr_job *job, const wr_dispatcher *d);
+    /* Fill the reply with an error for the whole message (CODE, MESSAGE),
+     * when the caller expects an answer. */
+    void (*fail)(wr_job *job, int code, const char *message);
+} wr_format_ops;
+
+extern const wr_format_ops wr_format_jsonrpc, wr_format_raw, wr_format_amqpbus;
+
+struct wr_job {
+    /* Input, borrowed: valid until wr_dispatch_free. */
+    const wr_route *route;
+    const wr_format_ops *ops;
+    wr_delivery in;
+    warren_message message; /* the same, for plugins (ABI 1.1) */
+    const char *label;      /* for log lines: the route name */
+
+    /* Filled by prepare. */
+    wr_rpc_request req;    /* jsonrpc */
+    json_t *params;        /* raw, amqpbus: the call's params (new reference) */
+    char *qid;             /* amqpbus: the request id, owned */
+    int bad_code;          /* raw, amqpbus: the body is unusable: this error... */
+    char bad_message[128]; /* ... with this text */
+    int oversize;          /* body longer than the limit; not decoded */
     long max_size;
 
-    /* Filled by wr_dispatch_run. */
-    char *reply; /* owned: JSON text to publish, NULL when nothing to send */
+    /* Filled by run (or fail). */
+    char *reply; /* owned: the body to publish, NULL when nothing to send */
     size_t reply_len;
-    char *reply_id;   /* owned: first call's id as text, for reply_prefix
-                         routing keys; NULL when no call has an id */
-    unsigned ncalls;  /* calls executed */
-    unsigned nerrors; /* error responses produced (any code) */
-} wr_job;
+    const char *reply_type;  /* its content type (static) */
+    char *reply_id;          /* owned: the request id as text, for reply_prefix
+                                routing keys; NULL when none */
+    int error_code;          /* raw: the error the reply carries (0: none), */
+    char error_message[256]; /* for the x-error-code/x-error-message headers */
+    unsigned ncalls;         /* calls executed */
+    unsigned nerrors;        /* error responses produced (any code) */
+};
 
-/* Decode BODY, which arrived on ROUTE (read as its format says), into JOB
+/* Decode IN, which arrived on ROUTE (read as its format says), into JOB
  * (zeroing it first).  Bodies over MAX_SIZE bytes are not parsed at all.
- * ROUTE must outlive JOB. */
-void wr_dispatch_prepare(wr_job *job, const wr_route *route, const char *body, size_t len,
-                         long max_size);
+ * ROUTE and what IN points to must outlive JOB. */
+void wr_dispatch_prepare(wr_job *job, const wr_route *route, const wr_delivery *in, long max_size);
 
 /* Method of the first call, for status lines; borrowed; "-" when none. */
 const char *wr_dispatch_method(const wr_job *job);
 
-/* Run every call of JOB against PLUGINS and build the reply.  Logs one line
- * for a message that is malformed as a whole or has invalid entries. */
-void wr_dispatch_run(wr_job *job, const wr_plugins *plugins);
+/* Run every call of JOB and build the reply.  Logs one line for a message
+ * that is malformed as a whole or has invalid entries. */
+void wr_dispatch_run(wr_job *job, const wr_dispatcher *d);
 
 /* Instead of running JOB (prepared), answer it with a -32603 error saying
- * WHY, when any of its calls expects an answer. */
+ * WHY, when the caller expects an answer. */
 void wr_dispatch_refuse(wr_job *job, const char *why);
+
+/*
+ * Call METHOD with PARAMS (borrowed; may be NULL) for JOB: a built-in
+ * method, else the plugin that has it.  Returns 0 with *RESULT (a new
+ * reference, never NULL), or -1 with ERR filled (code never 0, message
+ * never empty; ERR->data a new reference or NULL).  Counts the call.
+ */
+int wr_dispatch_call(wr_job *job, const wr_dispatcher *d, const char *method, json_t *params,
+                     json_t **result, warren_error *err);
+
+/* Set JOB's reply to TEXT (copied) of type TYPE. */
+void wr_dispatch_set_reply(wr_job *job, const char *text, size_t len, const char *type);
 
 void wr_dispatch_free(wr_job *job);
 

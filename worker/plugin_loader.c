@@ -37,6 +37,23 @@
 #define DESCRIPTOR_MIN_SIZE                                                                        \
     (offsetof(struct warren_plugin, methods) + sizeof(((struct warren_plugin *)0)->methods))
 
+/* The size of a warren_method in ABI 1.0, what a method_size of 0 means. */
+#define METHOD_SIZE_1_0 (offsetof(warren_method, summary) + sizeof(const char *))
+
+/*
+ * The I-th entry of D's method table.  Entries are METHOD_SIZE apart as the
+ * plugin was built, not sizeof(warren_method) as we were: a plugin built
+ * for a later minor version may have longer entries.
+ */
+static const warren_method *method_at(const struct warren_plugin *d, size_t i)
+{
+    size_t stride = d->abi_minor >= 1 && d->method_size ? d->method_size : METHOD_SIZE_1_0;
+    return (const warren_method *)(const void *)((const char *)d->methods + i * stride);
+}
+
+/* Loop over every method of descriptor D, as M. */
+#define EACH_METHOD(d, i, m) for (size_t i = 0; (m = method_at((d), i))->name; i++)
+
 struct plugin {
     char *name;                       /* as listed in the config; owned */
     char *path;                       /* DIR/NAME.so; owned */
@@ -167,6 +184,16 @@ static int check_descriptor(const char *name, const struct warren_plugin *d, wr_
                     (unsigned)d->abi_major, (unsigned)d->abi_minor, WARREN_PLUGIN_ABI_MAJOR);
         return -1;
     }
+    /* A newer minor may rely on services we do not offer: refuse it
+     * rather than let it find out at its first call. */
+    if (d->abi_minor > WARREN_PLUGIN_ABI_MINOR) {
+        wr_diag_add(diag,
+                    "plugin %s: built for plugin ABI %u.%u, newer than this warren's %d.%d "
+                    "(rebuild it against this warren's <warren/plugin.h>, or upgrade warren)",
+                    name, (unsigned)d->abi_major, (unsigned)d->abi_minor, WARREN_PLUGIN_ABI_MAJOR,
+                    WARREN_PLUGIN_ABI_MINOR);
+        return -1;
+    }
     if (d->size < DESCRIPTOR_MIN_SIZE) {
         wr_diag_add(diag, "plugin %s: descriptor is %u bytes, warren needs at least %zu", name,
                     (unsigned)d->size, (size_t)DESCRIPTOR_MIN_SIZE);
@@ -176,12 +203,18 @@ static int check_descriptor(const char *name, const struct warren_plugin *d, wr_
         wr_diag_add(diag, "plugin %s: descriptor has no name", name);
         bad = 1;
     }
-    if (!d->methods || !d->methods[0].name) {
+    if (d->abi_minor >= 1 && d->method_size && d->method_size < METHOD_SIZE_1_0) {
+        wr_diag_add(diag, "plugin %s: method_size is %u bytes, warren needs at least %zu", name,
+                    (unsigned)d->method_size, (size_t)METHOD_SIZE_1_0);
+        return -1;
+    }
+    if (!d->methods || !method_at(d, 0)->name) {
         wr_diag_add(diag, "plugin %s: has no methods", name);
         return -1;
     }
-    for (size_t i = 0; d->methods[i].name; i++) {
-        const warren_method *m = &d->methods[i];
+    const warren_method *m;
+    EACH_METHOD(d, i, m)
+    {
         if (!*m->name) {
             wr_diag_add(diag, "plugin %s: method #%zu has an empty name", name, i + 1);
             bad = 1;
@@ -192,7 +225,7 @@ static int check_descriptor(const char *name, const struct warren_plugin *d, wr_
             bad = 1;
         }
         for (size_t j = 0; j < i; j++) {
-            if (strcmp(d->methods[j].name, m->name) == 0) {
+            if (strcmp(method_at(d, j)->name, m->name) == 0) {
                 wr_diag_add(diag, "plugin %s: method \"%s\" is defined twice", name, m->name);
                 bad = 1;
                 break;
@@ -207,10 +240,14 @@ static int check_unique(const wr_plugins *p, const struct plugin *pl, wr_diag *d
 {
     int bad = 0;
 
-    for (const warren_method *m = pl->desc->methods; m->name; m++) {
+    const warren_method *m, *o;
+
+    EACH_METHOD(pl->desc, i, m)
+    {
         for (size_t j = 0; j < p->n; j++) {
             const struct plugin *other = &p->plugins[j];
-            for (const warren_method *o = other->desc->methods; o->name; o++) {
+            EACH_METHOD(other->desc, k, o)
+            {
                 if (strcmp(o->name, m->name) == 0) {
                     wr_diag_add(diag, "plugin %s: method \"%s\" is already provided by plugin %s",
                                 pl->name, m->name, other->name);
@@ -306,12 +343,14 @@ static void build_method_table(wr_plugins *p)
     size_t n = 0;
 
     for (size_t i = 0; i < p->n; i++)
-        for (const warren_method *m = p->plugins[i].desc->methods; m->name; m++)
+        for (size_t k = 0; method_at(p->plugins[i].desc, k)->name; k++)
             n++;
     p->methods = wr_xcalloc(n, sizeof *p->methods);
     for (size_t i = 0; i < p->n; i++) {
         struct plugin *pl = &p->plugins[i];
-        for (const warren_method *m = pl->desc->methods; m->name; m++) {
+        const warren_method *m;
+        EACH_METHOD(pl->desc, k, m)
+        {
             wr_method_ref *ref = &p->methods[p->nmethods++];
             ref->method = m;
             ref->call.host = &pl->host;
@@ -420,6 +459,23 @@ const wr_method_ref *wr_plugins_method_at(const wr_plugins *p, size_t i)
     if (!p || i >= p->nmethods)
         return NULL;
     return &p->methods[i];
+}
+
+size_t wr_plugins_count(const wr_plugins *p)
+{
+    return p ? p->n : 0;
+}
+
+const char *wr_plugins_name_at(const wr_plugins *p, size_t i)
+{
+    return p && i < p->n ? p->plugins[i].name : NULL;
+}
+
+const char *wr_plugins_version_at(const wr_plugins *p, size_t i)
+{
+    if (!p || i >= p->n)
+        return NULL;
+    return p->plugins[i].desc->version ? p->plugins[i].desc->version : "";
 }
 
 void wr_plugins_unload(wr_plugins *p)

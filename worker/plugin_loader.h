@@ -54,6 +54,12 @@ const wr_method_ref *wr_plugins_find(const wr_plugins *p, const char *name);
 size_t wr_plugins_method_count(const wr_plugins *p);
 const wr_method_ref *wr_plugins_method_at(const wr_plugins *p, size_t i);
 
+/* Number of loaded plugins, and the i-th one's name (as listed) and
+ * version, in load order.  Borrowed; valid until unload.  NULL P: none. */
+size_t wr_plugins_count(const wr_plugins *p);
+const char *wr_plugins_name_at(const wr_plugins *p, size_t i);
+const char *wr_plugins_version_at(const wr_plugins *p, size_t i);
+
 /* Call every fini() in reverse load order, dlclose() all, free P.  NULL ok. */
 void wr_plugins_unload(wr_plugins *p);
 

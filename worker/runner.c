@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 struct wr_runner {
-    const wr_plugins *plugins;
+    const wr_dispatcher *dispatcher;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -39,7 +39,7 @@ static void *runner_main(void *arg)
         r->todo = NULL;
         pthread_mutex_unlock(&r->lock);
 
-        wr_dispatch_run(job, r->plugins);
+        wr_dispatch_run(job, r->dispatcher);
 
         pthread_mutex_lock(&r->lock);
         r->done = job;
@@ -51,7 +51,7 @@ static void *runner_main(void *arg)
     return NULL;
 }
 
-int wr_runner_start(wr_runner **out, const wr_plugins *plugins)
+int wr_runner_start(wr_runner **out, const wr_dispatcher *dispatcher)
 {
     wr_runner *r = calloc(1, sizeof *r);
     sigset_t all, old;
@@ -59,7 +59,7 @@ int wr_runner_start(wr_runner **out, const wr_plugins *plugins)
 
     if (!r)
         return -1;
-    r->plugins = plugins;
+    r->dispatcher = dispatcher;
     if (pipe2(r->pipefd, O_CLOEXEC | O_NONBLOCK) < 0) {
         free(r);
         return -1;

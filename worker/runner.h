@@ -13,8 +13,9 @@
 
 typedef struct wr_runner wr_runner; /* opaque */
 
-/* Start the thread.  Returns 0 and *out, or -1 (errno set). */
-int wr_runner_start(wr_runner **out, const wr_plugins *plugins);
+/* Start the thread, which runs jobs with DISPATCHER (borrowed: it must
+ * outlive the runner).  Returns 0 and *out, or -1 (errno set). */
+int wr_runner_start(wr_runner **out, const wr_dispatcher *dispatcher);
 
 /* A descriptor that becomes readable when the submitted job is done. */
 int wr_runner_fd(const wr_runner *r);

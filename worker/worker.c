@@ -44,6 +44,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "worker/commands.h"
+#include "worker/delivery.h"
 #include "worker/dispatch.h"
 #include "worker/plugin_loader.h"
 #include "worker/reply.h"
@@ -71,6 +72,10 @@ typedef struct worker {
     wr_runner *runner;
     amqp_connection_state_t conn;
     char **consumer_tags; /* one per route, owned */
+    char **queues;        /* the queue each route consumes (a broadcast
+                             route's is this instance's own), owned */
+    wr_builtins builtins;
+    wr_dispatcher dispatcher; /* what the runner calls methods with */
 
     pending *head, *tail; /* deliveries not yet started */
 
@@ -78,6 +83,7 @@ typedef struct worker {
     int busy;
     wr_job job;
     amqp_envelope_t env;
+    wr_delivery in; /* what JOB reads of ENV */
     const wr_route *route;
 
     unsigned long handled, failed;
@@ -133,8 +139,15 @@ static int start_job(worker *w, amqp_envelope_t *env)
     w->route = wr_topology_route_of(w->cfg, w->consumer_tags, env->consumer_tag);
     if (!w->route) /* cannot happen: we only consume with our own tags */
         w->route = &w->cfg->routes[0];
-    wr_dispatch_prepare(&w->job, w->route, env->message.body.bytes, env->message.body.len,
-                        w->cfg->max_message_size);
+    if (wr_delivery_from_envelope(&w->in, env) < 0) {
+        /* Back to the queue, for this worker once memory returns or for
+         * another one. */
+        wr_error("route %s: out of memory reading a delivery; requeueing it", w->route->name);
+        int st = amqp_basic_reject(w->conn, CHANNEL, env->delivery_tag, 1);
+        amqp_destroy_envelope(&w->env);
+        return st == AMQP_STATUS_OK ? 0 : -1;
+    }
+    wr_dispatch_prepare(&w->job, w->route, &w->in, w->cfg->max_message_size);
     w->busy = 1;
 
     snprintf(m.route, sizeof m.route, "%s", w->route->name);
@@ -173,8 +186,7 @@ static int finish_job(worker *w, int reject)
     wr_ipc_msg m = {.type = WR_IPC_DONE};
     int st;
 
-    if (w->job.reply && wr_reply_publish(w->conn, CHANNEL, w->route, &w->env.message.properties,
-                                         w->job.reply, w->job.reply_len, w->job.reply_id) < 0)
+    if (w->job.reply && wr_reply_publish(w->conn, CHANNEL, &w->env.message.properties, &w->job) < 0)
         goto dropped;
     st = reject ? amqp_basic_reject(w->conn, CHANNEL, w->env.delivery_tag, 0)
                 : amqp_basic_ack(w->conn, CHANNEL, w->env.delivery_tag, 0);
@@ -201,6 +213,7 @@ dropped:
 static void drop_job(worker *w)
 {
     wr_dispatch_free(&w->job);
+    wr_delivery_free(&w->in);
     amqp_destroy_envelope(&w->env);
     w->busy = 0;
 }
@@ -308,15 +321,19 @@ static void handle_side_channels(worker *w, const struct pollfd *fds)
 {
     if (fds[P_SIGNALS].revents & POLLIN)
         wr_signals_drain();
-    if ((fds[P_COMMANDS].revents & (POLLIN | POLLHUP)) && wr_commands_read(&w->commands, 0) < 0) {
-        wr_warn("supervisor is gone; stopping");
-        wr_signals_request_stop();
-    }
+    int gone = 0;
+
+    if ((fds[P_COMMANDS].revents & (POLLIN | POLLHUP)) && wr_commands_read(&w->commands, 0) < 0)
+        gone = 1;
     if (w->ipc_ok && (fds[P_SUPERVISOR].revents & (POLLHUP | POLLERR))) {
-        wr_warn("supervisor is gone; stopping");
         w->ipc_ok = 0;
-        wr_signals_request_stop();
+        gone = 1;
     }
+    /* Both pipes hang up together: one line, once. */
+    if (gone && !wr_signals_stopping())
+        wr_warn("supervisor is gone; stopping");
+    if (gone)
+        wr_signals_request_stop();
 }
 
 /* Take the next pending delivery, if any and if idle.  1 when one was
@@ -424,7 +441,7 @@ static int next_backoff(int ms)
  * plugins, the runner thread, the initial poison list.  Returns
  * WR_EXIT_OK, or the exit code to leave with (the reason logged).
  */
-static int worker_open(worker *w, const char *plugin_dir)
+static int worker_open(worker *w, const char *plugin_dir, long long started_ms)
 {
     const wr_config *cfg = w->cfg;
     wr_diag diag = {0};
@@ -460,12 +477,25 @@ static int worker_open(worker *w, const char *plugin_dir)
         /* Temporary: exit to be started again with backoff, not to stop. */
         return loaded == WR_PLUGINS_TEMPORARY ? WR_EXIT_TEMPFAIL : WR_EXIT_CONFIG;
     }
-    if (wr_runner_start(&w->runner, w->plugins) < 0) {
+    w->builtins = (wr_builtins){
+        .index = w->index,
+        .supervisor_pid = supervised ? (long)getppid() : (long)getpid(),
+        .started_ms = started_ms,
+        .handled = &w->handled,
+        .failed = &w->failed,
+        .plugins = w->plugins,
+    };
+    w->dispatcher = (wr_dispatcher){
+        .plugins = w->plugins,
+        .builtins = cfg->builtin_methods ? &w->builtins : NULL,
+    };
+    if (wr_runner_start(&w->runner, &w->dispatcher) < 0) {
         wr_error("cannot start the handler thread: %s", strerror(errno));
         return WR_EXIT_SOFTWARE;
     }
     w->consumer_tags = calloc(cfg->nroutes, sizeof *w->consumer_tags);
-    if (!w->consumer_tags) {
+    w->queues = wr_topology_queue_names(cfg, (long)w->builtins.supervisor_pid);
+    if (!w->consumer_tags || !w->queues) {
         wr_error("out of memory");
         return WR_EXIT_SOFTWARE;
     }
@@ -484,6 +514,7 @@ static void worker_close(worker *w)
         for (size_t i = 0; i < w->cfg->nroutes; i++)
             free(w->consumer_tags[i]);
     free(w->consumer_tags);
+    wr_topology_free_queue_names(w->cfg, w->queues);
     wr_runner_stop(w->runner);
     wr_plugins_unload(w->plugins);
     wr_commands_free(&w->commands);
@@ -520,7 +551,7 @@ static void run(worker *w)
                                   sizeof err);
         if (!w->conn) {
             wr_warn("broker: %s; retrying in %d ms", err, backoff);
-        } else if (wr_topology_setup(w->conn, CHANNEL, cfg, w->consumer_tags) < 0) {
+        } else if (wr_topology_setup(w->conn, CHANNEL, cfg, w->queues, w->consumer_tags) < 0) {
             wr_amqp_close(w->conn);
             w->conn = NULL;
         } else {
@@ -531,6 +562,7 @@ static void run(worker *w)
             int why = serve(w);
             abandon_work(w);
             if (why == SERVE_STOP) {
+                wr_topology_leave(w->conn, CHANNEL, cfg, w->queues, w->consumer_tags);
                 wr_amqp_close(w->conn);
                 w->conn = NULL;
                 return;
@@ -546,13 +578,13 @@ static void run(worker *w)
     }
 }
 
-int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir)
+int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir, long long started_ms)
 {
     worker w = {.index = index, .cfg = cfg};
     int code;
 
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
-    code = worker_open(&w, plugin_dir);
+    code = worker_open(&w, plugin_dir, started_ms);
     if (code == WR_EXIT_OK) {
         run(&w);
         wr_info("stopping after %lu request%s", w.handled, w.handled == 1 ? "" : "s");

@@ -35,7 +35,9 @@ extern "C" {
 
 #define WARREN_PLUGIN_MAGIC 0x5752504cu /* "WRPL" */
 #define WARREN_PLUGIN_ABI_MAJOR 1
-#define WARREN_PLUGIN_ABI_MINOR 1 /* 1.1: WARREN_ERR_TEMPORARY */
+#define WARREN_PLUGIN_ABI_MINOR                                                                    \
+    1 /* 1.1: WARREN_ERR_TEMPORARY, warren_call.message, method_size                               \
+       */
 
 /* Name of the symbol every plugin exports. */
 #define WARREN_PLUGIN_SYMBOL "warren_plugin"
@@ -76,7 +78,7 @@ typedef struct warren_host {
     /* Value of KEY in the plugin's own [plugin NAME] config section, or
      * NULL when the section does not set it.  Borrowed: valid until fini. */
     const char *(*config_get)(const struct warren_host *host, const char *key);
-    void *reserved[4];
+    void *reserved[4];  /* zero; later minor versions put services here */
     void *host_private; /* warren's; plugins must not touch it */
 } warren_host;
 
@@ -105,12 +107,34 @@ static inline int warren_error_set(warren_error *err, int code, const char *fmt,
     return -1;
 }
 
+/*
+ * The AMQP message a call came in (ABI 1.1), for what a JSON value cannot
+ * carry.  Everything is borrowed and valid only during the call.  Check
+ * `size` before reading a field added by a later minor version.
+ */
+typedef struct warren_message {
+    uint32_t size;    /* sizeof(warren_message) as warren built it */
+    const void *body; /* the body exactly as received */
+    size_t body_len;
+    const char *content_type; /* NULL when the message has none */
+    const char *route;        /* the [route NAME] it arrived on */
+    const char *exchange;     /* "" for the default exchange */
+    const char *routing_key;
+    const char *correlation_id; /* NULL when absent */
+    const char *reply_to;       /* NULL when absent */
+    int redelivered;            /* the broker delivered it before */
+    json_t *headers;            /* the AMQP headers as a JSON object; NULL when none */
+} warren_message;
+
 /* What a handler knows about the call it is serving. */
 typedef struct warren_call {
     const warren_host *host;
     void *state;        /* what the plugin's init() stored, or NULL */
     const char *method; /* the method name as called */
-    void *reserved[4];
+    /* ABI 1.1: the message this call came in; NULL when there is none
+     * (a 1.0 host leaves it NULL too: reserved fields are zero). */
+    const warren_message *message;
+    void *reserved[3];
 } warren_call;
 
 /*
@@ -123,6 +147,9 @@ typedef struct warren_call {
 typedef int (*warren_handler_fn)(const warren_call *call, json_t *params, json_t **result,
                                  warren_error *err);
 
+/* One method.  warren walks the table with the element size the plugin
+ * recorded (method_size in the descriptor), so later minor versions can
+ * add fields at the end without breaking older plugins. */
 typedef struct warren_method {
     const char *name; /* unique across all loaded plugins */
     warren_handler_fn handler;
@@ -155,7 +182,11 @@ struct warren_plugin {
     int (*init)(const warren_host *host, void **state, warren_error *err);
     void (*fini)(const warren_host *host, void *state);
     const warren_method *methods;
-    void *reserved[8];
+    /* ABI 1.1: sizeof(warren_method) as the plugin was built; 0 in 1.0
+     * plugins, which means the 1.0 size. */
+    uint32_t method_size;
+    uint32_t reserved32;
+    void *reserved[7];
 };
 
 #define WARREN_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -168,6 +199,7 @@ struct warren_plugin {
         .abi_major = WARREN_PLUGIN_ABI_MAJOR,                                                      \
         .abi_minor = WARREN_PLUGIN_ABI_MINOR,                                                      \
         .size = sizeof(struct warren_plugin),                                                      \
+        .method_size = sizeof(warren_method),                                                      \
         __VA_ARGS__}
 
 #ifdef __cplusplus

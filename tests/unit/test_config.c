@@ -117,6 +117,7 @@ static void expect_same(const wr_config *a, const wr_config *b)
     cr_expect_eq(a->shutdown_timeout, b->shutdown_timeout);
     cr_expect_eq(a->max_attempts, b->max_attempts);
     cr_expect_eq(a->log_level, b->log_level);
+    cr_expect_eq(a->builtin_methods, b->builtin_methods);
     expect_str_or_null(a->plugin_dir, b->plugin_dir);
     expect_words(a->plugins, a->nplugins, (const char *const *)b->plugins, b->nplugins);
     cr_assert_eq(a->nroutes, b->nroutes);
@@ -124,8 +125,11 @@ static void expect_same(const wr_config *a, const wr_config *b)
         const wr_route *x = &a->routes[i], *y = &b->routes[i];
 
         cr_expect_str_eq(x->name, y->name);
-        cr_expect_str_eq(x->queue, y->queue);
+        expect_str_or_null(x->queue, y->queue);
         cr_expect_eq(x->format, y->format);
+        expect_str_or_null(x->method, y->method);
+        cr_expect_eq(x->broadcast, y->broadcast);
+        cr_expect_eq(x->exchange_declare, y->exchange_declare);
         expect_str_or_null(x->exchange, y->exchange);
         expect_words(x->bindings, x->nbindings, (const char *const *)y->bindings, y->nbindings);
         expect_str_or_null(x->reply_exchange, y->reply_exchange);
@@ -385,8 +389,8 @@ Test(config, number_error_names_key_range_and_value)
 
 Test(config, unknown_format_lists_the_accepted_ones)
 {
-    expect_errors(MINIMAL "format = raw\n",
-                  "warren.conf:3: format: expected one of jsonrpc, got \"raw\"\n");
+    expect_errors(MINIMAL "format = xml\n",
+                  "warren.conf:3: format: expected one of jsonrpc, raw, amqpbus, got \"xml\"\n");
 }
 
 Test(config, log_level_defaults_to_info_and_takes_each_word)
@@ -409,6 +413,34 @@ Test(config, log_level_defaults_to_info_and_takes_each_word)
     }
     expect_errors("[log]\nlevel = loud\n" MINIMAL,
                   "warren.conf:2: level: expected one of error, warn, info, debug, got \"loud\"\n");
+}
+
+Test(config, routes_for_every_client_style)
+{
+    wr_config cfg;
+
+    load_ok(&cfg,
+            "[pool]\nbuiltin_methods = off\n"
+            "[route tutorial]\nqueue = rpc_queue\nformat = raw\nmethod = fib\n"
+            "[route bus]\nqueue = ExampleBroker_req\nformat = amqpbus\nmethod = time\n"
+            "exchange = TestExchange\nexchange_declare = topic\nbindings = example.request.*\n"
+            "reply_prefix = example.response\n"
+            "[route status]\nbroadcast = yes\nexchange = amq.topic\nbindings = SERVER_STATUS\n"
+            "format = raw\nmethod = warren.status\n",
+            NULL, 0);
+    cr_expect_eq(cfg.builtin_methods, 0);
+    cr_assert_eq(cfg.nroutes, 3);
+    cr_expect_eq(cfg.routes[0].format, WR_FORMAT_RAW);
+    cr_expect_str_eq(cfg.routes[0].method, "fib");
+    cr_expect_eq(cfg.routes[0].method_line, 6);
+    cr_expect_eq(cfg.routes[1].format, WR_FORMAT_AMQPBUS);
+    cr_expect_eq(cfg.routes[1].exchange_declare, WR_EXCHANGE_TOPIC);
+    cr_expect_str_eq(cfg.routes[1].reply_prefix, "example.response");
+    cr_expect_null(cfg.routes[1].reply_exchange);
+    cr_expect_eq(cfg.routes[2].broadcast, 1);
+    cr_expect_null(cfg.routes[2].queue);
+    cr_expect_eq(cfg.routes[2].broadcast, 1);
+    wr_config_free(&cfg);
 }
 
 Test(config, key_given_twice_points_at_both_lines)
@@ -664,6 +696,7 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "max_message_size = 1048576\n"
                            "shutdown_timeout = 30\n"
                            "max_attempts = 3\n"
+                           "builtin_methods = yes\n"
                            "\n"
                            "[plugins]\n"
                            "\n"
@@ -672,7 +705,9 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "\n"
                            "[route rpc]\n"
                            "queue = q\n"
-                           "format = jsonrpc\n");
+                           "format = jsonrpc\n"
+                           "broadcast = no\n"
+                           "exchange_declare = no\n");
     free(text);
     wr_config_free(&cfg);
 }
@@ -690,9 +725,14 @@ Test(config, write_then_load_gives_an_equal_config)
             "[route example]\nqueue = example.requests\nexchange = TestExchange\n"
             "bindings = example.request.*, audit.#\nreply_exchange = TestExchange\n"
             "reply_prefix = example.response\n"
+            "[route tutorial]\nqueue = rpc_queue\nformat = raw\nmethod = fib\n"
+            "[route status]\nbroadcast = on\nexchange = amq.topic\nbindings = SERVER_STATUS\n"
+            "format = amqpbus\nmethod = warren.status\nexchange_declare = fanout\n"
+            "reply_prefix = status.reply\n"
+            "[pool]\nbuiltin_methods = false\n"
             "[plugin greet]\ngreeting = Hello, world: a=b # c\nempty =\n"
             "[plugin other]\n",
-            ov, 3);
+            ov, 4);
     a.max_message_size = 1000000; /* not a multiple of a suffix */
     text = written(&a);
     load_ok(&b, text, NULL, 0);

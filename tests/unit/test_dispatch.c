@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "worker/dispatch.h"
 #include "worker/plugin_loader.h"
@@ -33,9 +34,11 @@ static json_t *run(const char *body, char **id_text)
 {
     wr_job job;
     json_t *reply = NULL;
+    wr_delivery in = {.body = body, .len = strlen(body), .reply_to = "r"};
+    wr_dispatcher d = {.plugins = plugins};
 
-    wr_dispatch_prepare(&job, &route, body, strlen(body), 1024);
-    wr_dispatch_run(&job, plugins);
+    wr_dispatch_prepare(&job, &route, &in, 1024);
+    wr_dispatch_run(&job, &d);
     if (job.reply) {
         reply = json_loadb(job.reply, job.reply_len, 0, NULL);
         cr_assert_not_null(reply, "reply is not JSON: %s", job.reply);
@@ -156,7 +159,9 @@ static json_t *refuse(const char *body, char **id_text)
     wr_job job;
     json_t *reply = NULL;
 
-    wr_dispatch_prepare(&job, &route, body, strlen(body), 1024);
+    wr_delivery in = {.body = body, .len = strlen(body), .reply_to = "r"};
+
+    wr_dispatch_prepare(&job, &route, &in, 1024);
     wr_dispatch_refuse(&job, "request refused: it killed 3 workers");
     cr_expect_eq(job.nerrors, 1);
     if (job.reply)
@@ -200,4 +205,253 @@ Test(dispatch, refusal_of_a_notification_sends_nothing)
 
     cr_expect_null(refuse("{\"jsonrpc\":\"2.0\",\"method\":\"test.crash\"}", &id));
     cr_expect_null(id);
+}
+
+/* ---- format = raw and amqpbus --------------------------------------- */
+
+static const wr_route raw_echo = {
+    .name = "raw", .queue = "q", .format = WR_FORMAT_RAW, .method = "echo"};
+static const wr_route raw_fail = {
+    .name = "raw", .queue = "q", .format = WR_FORMAT_RAW, .method = "test.fail"};
+static const wr_route raw_status = {
+    .name = "raw", .queue = "q", .format = WR_FORMAT_RAW, .method = "warren.status"};
+static const wr_route bus = {.name = "bus",
+                             .queue = "q",
+                             .format = WR_FORMAT_AMQPBUS,
+                             .method = "echo",
+                             .exchange = "TestExchange",
+                             .reply_prefix = "example.response"};
+
+/* Run BODY (LEN bytes) on ROUTE with REPLY_TO (may be NULL) into *JOB,
+ * which the caller frees. */
+static void run_on(wr_job *job, const wr_route *r, const char *body, size_t len,
+                   const char *reply_to)
+{
+    static const unsigned long handled = 41, failed = 2;
+    static wr_builtins b = {.index = 3,
+                            .supervisor_pid = 1234,
+                            .started_ms = 1,
+                            .handled = &handled,
+                            .failed = &failed};
+    wr_delivery in = {.body = body, .len = len, .reply_to = reply_to};
+    wr_dispatcher d = {.plugins = plugins, .builtins = &b};
+
+    b.plugins = plugins;
+    wr_dispatch_prepare(job, r, &in, 1024);
+    wr_dispatch_run(job, &d);
+}
+
+static void expect_reply(const wr_job *job, const char *text, const char *type)
+{
+    cr_assert_not_null(job->reply);
+    cr_expect_eq(job->reply_len, strlen(text));
+    cr_expect_str_eq(job->reply, text);
+    cr_expect_str_eq(job->reply_type, type);
+}
+
+Test(dispatch, raw_body_that_is_json_arrives_parsed)
+{
+    wr_job job;
+
+    run_on(&job, &raw_echo, "30", 2, "r");
+    expect_reply(&job, "[30]", "application/json");
+    cr_expect_eq(job.error_code, 0);
+    wr_dispatch_free(&job);
+    run_on(&job, &raw_echo, "{\"a\": [1, 2]}", 13, "r");
+    expect_reply(&job, "[{\"a\":[1,2]}]", "application/json");
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, raw_text_body_arrives_as_a_string)
+{
+    wr_job job;
+
+    run_on(&job, &raw_echo, "hello world", 11, "r");
+    expect_reply(&job, "[\"hello world\"]", "application/json");
+    wr_dispatch_free(&job);
+    run_on(&job, &raw_echo, NULL, 0, "r"); /* rabbitmq-c's empty body */
+    expect_reply(&job, "[\"\"]", "application/json");
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, raw_string_result_goes_back_as_bare_text)
+{
+    wr_job job;
+    /* test.fail's opposite: the time plugin is not loaded here, so use a
+     * handler whose result is a string: warren.status is an object, echo an
+     * array; test.echo_string returns its first param. */
+    run_on(
+        &job,
+        &(wr_route){.name = "raw", .queue = "q", .format = WR_FORMAT_RAW, .method = "test.first"},
+        "plain text", 10, "r");
+    expect_reply(&job, "plain text", "text/plain");
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, raw_invalid_utf8_is_a_parse_error_with_headers)
+{
+    wr_job job;
+    json_t *r;
+
+    run_on(&job, &raw_echo, "\xff\xfe", 2, "r");
+    cr_assert_not_null(job.reply);
+    r = json_loadb(job.reply, job.reply_len, 0, NULL);
+    cr_expect_eq(code_of(r), WARREN_ERR_PARSE);
+    cr_expect_eq(job.error_code, WARREN_ERR_PARSE);
+    cr_expect(strstr(job.error_message, "Parse error") != NULL, "%s", job.error_message);
+    cr_expect_eq(job.nerrors, 1);
+    json_decref(r);
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, raw_handler_error_carries_code_message_and_data)
+{
+    wr_job job;
+    json_t *r;
+
+    run_on(&job, &raw_fail, "{\"why\":\"x\"}", 11, "r");
+    r = json_loadb(job.reply, job.reply_len, 0, NULL);
+    cr_assert_not_null(r);
+    cr_expect_eq(code_of(r), 1001);
+    cr_expect_eq(job.error_code, 1001);
+    cr_expect_not_null(json_object_get(json_object_get(r, "error"), "data"));
+    json_decref(r);
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, raw_without_reply_to_runs_and_sends_nothing)
+{
+    wr_job job;
+
+    run_on(&job, &raw_echo, "30", 2, NULL);
+    cr_expect_null(job.reply);
+    cr_expect_eq(job.ncalls, 1);
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, builtin_status_reports_the_instance_and_worker)
+{
+    wr_job job;
+    json_t *r;
+
+    run_on(&job, &raw_status, "", 0, "r");
+    r = json_loadb(job.reply, job.reply_len, 0, NULL);
+    cr_assert(json_is_object(r), "%s", job.reply);
+    cr_expect_eq(json_integer_value(json_object_get(r, "supervisor_pid")), 1234);
+    cr_expect_eq(json_integer_value(json_object_get(r, "worker_pid")), getpid());
+    cr_expect_eq(json_integer_value(json_object_get(r, "worker_index")), 3);
+    cr_expect_eq(json_integer_value(json_object_get(r, "requests")), 41);
+    cr_expect_eq(json_integer_value(json_object_get(r, "failed")), 2);
+    cr_expect_str_eq(json_string_value(json_object_get(r, "version")), WARREN_VERSION);
+    cr_expect(json_string_length(json_object_get(r, "hostname")) > 0);
+    cr_expect_eq(json_array_size(json_object_get(r, "plugins")), 2);
+    json_decref(r);
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, builtins_off_means_method_not_found)
+{
+    wr_job job;
+    wr_delivery in = {.body = "", .len = 0, .reply_to = "r"};
+    wr_dispatcher d = {.plugins = plugins, .builtins = NULL};
+
+    wr_dispatch_prepare(&job, &raw_status, &in, 1024);
+    wr_dispatch_run(&job, &d);
+    cr_expect_eq(job.error_code, WARREN_ERR_METHOD_NOT_FOUND);
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, amqpbus_result_goes_to_the_qid)
+{
+    wr_job job;
+    const char *body = "{\"q\": {\"msg\": \"hi\"}, \"qid\": \"q538\"}";
+
+    run_on(&job, &bus, body, strlen(body), NULL);
+    expect_reply(&job, "[{\"msg\":\"hi\"}]", "application/json");
+    cr_expect_str_eq(job.reply_id, "q538");
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, amqpbus_without_qid_or_reply_to_runs_silently)
+{
+    wr_job job;
+    const char *body = "{\"q\": 1}";
+
+    run_on(&job, &bus, body, strlen(body), NULL);
+    cr_expect_null(job.reply);
+    cr_expect_eq(job.ncalls, 1);
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, amqpbus_bad_input_gets_the_dialects_error)
+{
+    static const struct {
+        const char *body;
+        int code;
+        const char *reply_to;
+    } cases[] = {
+        {"[1,2]", WARREN_ERR_INVALID_REQUEST, "r"}, /* not an object */
+        {"not json", WARREN_ERR_PARSE, "r"},
+        {"{\"qid\": \"q1\"}", WARREN_ERR_INVALID_REQUEST, NULL}, /* no q: to the qid */
+        {"{\"q\": 1, \"qid\": \"a.b\"}", WARREN_ERR_INVALID_REQUEST, "r"},
+        {"{\"q\": 1, \"qid\": \"a*\"}", WARREN_ERR_INVALID_REQUEST, "r"},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wr_job job;
+        json_t *r;
+
+        run_on(&job, &bus, cases[i].body, strlen(cases[i].body), cases[i].reply_to);
+        cr_assert_not_null(job.reply, "case %zu", i);
+        r = json_loadb(job.reply, job.reply_len, 0, NULL);
+        cr_expect_eq(code_of(r), cases[i].code, "case %zu: %s", i, job.reply);
+        cr_expect_eq(job.nerrors, 1);
+        json_decref(r);
+        wr_dispatch_free(&job);
+    }
+}
+
+Test(dispatch, amqpbus_qid_too_long_is_refused)
+{
+    char body[400], qid[202];
+    wr_job job;
+
+    memset(qid, 'a', 201);
+    qid[201] = '\0';
+    snprintf(body, sizeof body, "{\"q\": 1, \"qid\": \"%s\"}", qid);
+    run_on(&job, &bus, body, strlen(body), "r");
+    cr_expect(job.reply && strstr(job.reply, "qid must be"), "%s", job.reply);
+    cr_expect_null(job.reply_id);
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, broadcast_without_reply_to_is_not_run)
+{
+    wr_job job;
+    wr_route r = raw_echo;
+
+    r.broadcast = 1;
+    run_on(&job, &r, "30", 2, NULL);
+    cr_expect_null(job.reply);
+    cr_expect_eq(job.ncalls, 0);
+    cr_expect_eq(job.nerrors, 1);
+    wr_dispatch_free(&job);
+}
+
+Test(dispatch, handlers_see_the_message_abi_1_1)
+{
+    wr_job job;
+    json_t *r;
+
+    run_on(
+        &job,
+        &(wr_route){.name = "raw", .queue = "q", .format = WR_FORMAT_RAW, .method = "test.message"},
+        "xyz", 3, "reply-here");
+    r = json_loadb(job.reply, job.reply_len, 0, NULL);
+    cr_assert(json_is_object(r), "%s", job.reply);
+    cr_expect_str_eq(json_string_value(json_object_get(r, "route")), "raw");
+    cr_expect_str_eq(json_string_value(json_object_get(r, "body")), "xyz");
+    cr_expect_str_eq(json_string_value(json_object_get(r, "reply_to")), "reply-here");
+    json_decref(r);
+    wr_dispatch_free(&job);
 }

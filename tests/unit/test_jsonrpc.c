@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/jsonrpc.c: every error code the decoder can give,
+ * Unit tests for worker/jsonrpc.c: every error code the decoder can give,
  * the shapes of single, batch and notification calls, and the response
  * builders with their compact encoding.  Bodies are plain strings, as they
  * arrive from the broker.

@@ -556,8 +556,9 @@ static wr_plugins *load_shipped(void)
 
 Test(plugin_loader, method_table_lists_every_method_in_name_order)
 {
-    static const char *const expected[] = {"echo",      "good.hello", "good.whoami", "test.crash",
-                                           "test.fail", "test.sleep", "time"};
+    static const char *const expected[] = {"echo",         "good.hello", "good.whoami",
+                                           "test.crash",   "test.fail",  "test.first",
+                                           "test.message", "test.sleep", "time"};
     wr_plugins *p = load_shipped();
     size_t n = sizeof expected / sizeof *expected;
 
@@ -705,13 +706,15 @@ Test(plugin_loader, test_sleep_refuses_bad_params)
 /* Criterion runs each test in its own process, which test.crash kills.
  * SIGSEGV is first reset to the default action, as in a worker without a
  * handler (and to take it from ASan, which would otherwise report and
- * exit(1)). */
+ * exit(1)).  The suite's .fini never runs in a killed test, so the temp
+ * dir goes first (the loaded plugins stay mapped). */
 Test(plugin_loader, test_crash_dies_of_sigsegv, .signal = SIGSEGV)
 {
     wr_plugins *p = load_shipped();
     json_t *result;
     warren_error err;
 
+    remove_tmpdir();
     signal(SIGSEGV, SIG_DFL);
     call(p, "test.crash", NULL, &result, &err);
     cr_assert_fail("test.crash returned");
@@ -732,6 +735,7 @@ Test(plugin_loader, test_crash_dies_even_past_a_returning_handler, .signal = SIG
     json_t *result;
     warren_error err;
 
+    remove_tmpdir(); /* as above */
     signal(SIGSEGV, returning_handler);
     call(p, "test.crash", NULL, &result, &err);
     cr_assert_fail("test.crash returned (handler ran: %d)", (int)segv_seen);

@@ -1,0 +1,44 @@
+/* The built-in methods; see builtin.h. */
+#include "worker/builtin.h"
+
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static long long now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int wr_builtin_has(const char *name)
+{
+    return strcmp(name, WR_BUILTIN_STATUS) == 0;
+}
+
+static json_t *status(const wr_builtins *b)
+{
+    char host[256] = "";
+    json_t *plugins = json_array();
+    long long up = now_ms() - b->started_ms;
+
+    if (gethostname(host, sizeof host - 1) < 0)
+        host[0] = '\0';
+    for (size_t i = 0; i < wr_plugins_count(b->plugins); i++)
+        json_array_append_new(plugins,
+                              json_pack("{s:s, s:s}", "name", wr_plugins_name_at(b->plugins, i),
+                                        "version", wr_plugins_version_at(b->plugins, i)));
+    return json_pack("{s:s, s:I, s:I, s:i, s:s, s:f, s:I, s:I, s:o}", "hostname", host,
+                     "supervisor_pid", (json_int_t)b->supervisor_pid, "worker_pid",
+                     (json_int_t)getpid(), "worker_index", b->index, "version", WARREN_VERSION,
+                     "uptime_s", up > 0 ? (double)up / 1000.0 : 0.0, "requests",
+                     (json_int_t)*b->handled, "failed", (json_int_t)*b->failed, "plugins", plugins);
+}
+
+json_t *wr_builtin_call(const wr_builtins *b, const char *name)
+{
+    if (strcmp(name, WR_BUILTIN_STATUS) == 0)
+        return status(b);
+    return json_null();
+}

@@ -1,0 +1,143 @@
+/*
+ * format = jsonrpc: JSON-RPC 2.0 objects and batches.
+ *
+ * The envelope module (jsonrpc.c) found the errors; this decides what is
+ * sent:
+ *  - a notification (no id) never gets a response, not even an error;
+ *  - an entry that is not a valid request gets its error with id null (or
+ *    its own id when it had a usable one);
+ *  - a batch's responses go back as one array, in request order; a batch of
+ *    notifications only gets no reply at all;
+ *  - an error for the whole message (too large, refused) carries the
+ *    request's id when it has exactly one call with an id, else id null.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "worker/dispatch.h"
+
+#define JSON_TYPE "application/json"
+
+static void prepare(wr_job *job)
+{
+    wr_jsonrpc_decode(job->in.body, job->in.len, &job->req);
+}
+
+static const char *method(const wr_job *job)
+{
+    for (size_t i = 0; i < job->req.ncalls; i++)
+        if (job->req.calls[i].method)
+            return job->req.calls[i].method;
+    return "-";
+}
+
+static void set_response(wr_job *job, json_t *response)
+{
+    job->reply = wr_jsonrpc_encode(response, &job->reply_len);
+    job->reply_type = JSON_TYPE;
+    json_decref(response);
+}
+
+/* Run one valid call.  Returns a new response object. */
+static json_t *call_one(wr_job *job, const wr_dispatcher *d, const wr_rpc_call *c)
+{
+    warren_error err;
+    json_t *result;
+
+    if (wr_dispatch_call(job, d, c->method, c->params, &result, &err) < 0) {
+        job->nerrors++;
+        return wr_jsonrpc_error(c->id, err.code, err.message, err.data);
+    }
+    return wr_jsonrpc_result(c->id, result);
+}
+
+static const char *error_text(json_t *response)
+{
+    return json_string_value(json_object_get(json_object_get(response, "error"), "message"));
+}
+
+static void run(wr_job *job, const wr_dispatcher *d)
+{
+    json_t *response = NULL, *batch = NULL;
+    unsigned invalid = 0;
+    const char *first_problem = NULL;
+
+    if (job->req.error) {
+        job->nerrors++;
+        wr_warn("route %s: bad request (%zu bytes): %s", job->label, job->in.len,
+                error_text(job->req.error));
+        set_response(job, json_incref(job->req.error));
+        return;
+    }
+    if (job->req.batch)
+        batch = json_array();
+    for (size_t i = 0; i < job->req.ncalls; i++) {
+        wr_rpc_call *c = &job->req.calls[i];
+        json_t *r;
+
+        if (c->error) {
+            invalid++;
+            if (!first_problem)
+                first_problem = error_text(c->error);
+            /* A well-formed notification whose params are the wrong type is
+             * still a notification: it gets no reply.  Other invalid
+             * entries are answered (with id null) as the spec asks. */
+            if (!c->id && json_integer_value(json_object_get(json_object_get(c->error, "error"),
+                                                             "code")) == WARREN_ERR_INVALID_PARAMS)
+                continue;
+            r = json_incref(c->error);
+            job->nerrors++;
+        } else {
+            r = call_one(job, d, c);
+            if (!c->id) { /* notification: the result is never sent */
+                json_decref(r);
+                continue;
+            }
+        }
+        if (!job->reply_id)
+            job->reply_id = wr_jsonrpc_id_text(c->id);
+        if (batch)
+            json_array_append_new(batch, r);
+        else
+            response = r;
+    }
+    if (invalid)
+        wr_warn("route %s: %u invalid request%s in a %zu-byte message: %s", job->label, invalid,
+                invalid == 1 ? "" : "s", job->in.len, first_problem ? first_problem : "?");
+    if (batch) {
+        if (json_array_size(batch) > 0)
+            response = batch;
+        else
+            json_decref(batch);
+    }
+    if (response)
+        set_response(job, response);
+}
+
+static void fail(wr_job *job, int code, const char *message)
+{
+    json_t *id = NULL;
+
+    if (!job->oversize) {
+        size_t i;
+        for (i = 0; i < job->req.ncalls && !job->req.calls[i].id; i++)
+            ;
+        if (i == job->req.ncalls && !job->req.error)
+            return; /* only notifications: nobody to tell */
+        /* A batch gets one error for the whole message: id null. */
+        if (i < job->req.ncalls && !job->req.batch)
+            id = job->req.calls[i].id;
+    }
+    job->reply_id = wr_jsonrpc_id_text(id);
+    set_response(job, wr_jsonrpc_error(id, code, message, NULL));
+}
+
+const wr_format_ops wr_format_jsonrpc = {
+    .name = "jsonrpc",
+    .prepare = prepare,
+    .method = method,
+    .run = run,
+    .fail = fail,
+};
