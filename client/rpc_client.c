@@ -36,7 +36,8 @@ struct wr_client {
     amqp_connection_state_t conn;
     int mode;
     int mandatory;
-    char *reply_queue; /* owned; NULL in NO_REPLY mode */
+    const char *content_type; /* borrowed; NULL: none */
+    char *reply_queue;        /* owned; NULL in NO_REPLY mode */
     /* Set once the channel or connection is gone: the reason, which every
      * later call reports.  BROKEN means the socket is unusable (no
      * connection.close on the way out). */
@@ -206,6 +207,7 @@ int wr_client_connect(wr_client **out, const char *uri, int mode, char *err, siz
         return -1;
     }
     c->mode = mode;
+    c->content_type = "application/json";
     if (open_connection(c, uri, err, errlen) < 0 || setup_reply_queue(c, err, errlen) < 0) {
         wr_client_close(c);
         return -1;
@@ -250,6 +252,11 @@ void wr_client_set_mandatory(wr_client *c, int on)
     c->mandatory = on != 0;
 }
 
+void wr_client_set_content_type(wr_client *c, const char *type)
+{
+    c->content_type = type;
+}
+
 int wr_client_publish(wr_client *c, const char *exchange, const char *routing_key, const char *body,
                       size_t len, const char *correlation_id, int persistent, char *err,
                       size_t errlen)
@@ -261,8 +268,11 @@ int wr_client_publish(wr_client *c, const char *exchange, const char *routing_ke
     if (check_alive(c, err, errlen) < 0)
         return -1;
     memset(&props, 0, sizeof props);
-    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-    props.content_type = amqp_cstring_bytes("application/json");
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+    if (c->content_type != NULL) {
+        props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+        props.content_type = amqp_cstring_bytes(c->content_type);
+    }
     props.delivery_mode = persistent ? 2 : 1;
     if (correlation_id != NULL) {
         props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
@@ -356,19 +366,88 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The header KEY in TABLE, or NULL.  Borrowed from TABLE. */
+static const amqp_field_value_t *header(const amqp_table_t *table, const char *key)
+{
+    size_t n = strlen(key);
+
+    for (int i = 0; i < table->num_entries; i++) {
+        const amqp_table_entry_t *e = &table->entries[i];
+
+        if (e->key.len == n && memcmp(e->key.bytes, key, n) == 0)
+            return &e->value;
+    }
+    return NULL;
+}
+
+/* V as a signed integer, whatever width the sender chose.  1 and *OUT, or
+ * 0 when V is no integer (or an unsigned 64-bit one too big for us). */
+static int header_integer(const amqp_field_value_t *v, long long *out)
+{
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8:
+        *out = v->value.i8;
+        return 1;
+    case AMQP_FIELD_KIND_U8:
+        *out = v->value.u8;
+        return 1;
+    case AMQP_FIELD_KIND_I16:
+        *out = v->value.i16;
+        return 1;
+    case AMQP_FIELD_KIND_U16:
+        *out = v->value.u16;
+        return 1;
+    case AMQP_FIELD_KIND_I32:
+        *out = v->value.i32;
+        return 1;
+    case AMQP_FIELD_KIND_U32:
+        *out = v->value.u32;
+        return 1;
+    case AMQP_FIELD_KIND_I64:
+        *out = v->value.i64;
+        return 1;
+    case AMQP_FIELD_KIND_U64:
+        if (v->value.u64 > (uint64_t)INT64_MAX)
+            return 0;
+        *out = (long long)v->value.u64;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* Copy what a caller keeps out of ENV into *REPLY.  0, or -1 (no memory). */
 static int copy_reply(const amqp_envelope_t *env, wr_client_reply *reply)
 {
     const amqp_basic_properties_t *p = &env->message.properties;
+    int failed = 0;
 
     reply->body = wr_amqp_strdup(env->message.body);
     reply->len = env->message.body.len;
     reply->routing_key = wr_amqp_strdup(env->routing_key);
-    if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+    failed |= reply->body == NULL || reply->routing_key == NULL;
+    if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
         reply->correlation_id = wr_amqp_strdup(p->correlation_id);
+        failed |= reply->correlation_id == NULL;
+    }
+    if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) {
+        reply->content_type = wr_amqp_strdup(p->content_type);
+        failed |= reply->content_type == NULL;
+    }
     reply->persistent = (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p->delivery_mode == 2;
-    if (reply->body == NULL || reply->routing_key == NULL ||
-        ((p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) && reply->correlation_id == NULL)) {
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
+        const amqp_field_value_t *code = header(&p->headers, "x-error-code");
+        const amqp_field_value_t *msg = header(&p->headers, "x-error-message");
+
+        if (code != NULL)
+            reply->has_error_code = header_integer(code, &reply->error_code);
+        if (msg != NULL &&
+            (msg->kind == AMQP_FIELD_KIND_UTF8 || msg->kind == AMQP_FIELD_KIND_BYTES)) {
+            reply->error_message = wr_amqp_strdup(msg->value.bytes);
+            failed |= reply->error_message == NULL;
+        }
+    }
+    if (failed) {
         wr_client_reply_free(reply);
         return -1;
     }
@@ -466,6 +545,8 @@ void wr_client_reply_free(wr_client_reply *reply)
     free(reply->body);
     free(reply->correlation_id);
     free(reply->routing_key);
+    free(reply->content_type);
+    free(reply->error_message);
     memset(reply, 0, sizeof *reply);
 }
 

@@ -44,10 +44,19 @@ int wr_client_bind_reply(wr_client *c, const char *exchange, const char *key, ch
 void wr_client_set_mandatory(wr_client *c, int on);
 
 /*
+ * The content type later publishes carry: TYPE (borrowed: it must outlive
+ * C, a string literal is the usual case), or none at all when NULL.  The
+ * default is "application/json".  (For warren-call's raw format, which
+ * sends bodies that need not be JSON.)
+ */
+void wr_client_set_content_type(wr_client *c, const char *type);
+
+/*
  * Publish BODY to EXCHANGE ("" = default) with ROUTING_KEY.  When
  * CORRELATION_ID is non-NULL it is set, and reply_to is set to the reply
  * queue (unless the mode is NO_REPLY).  PERSISTENT sets delivery_mode 2.
- * Content type application/json.  0 or -1 with ERR.
+ * Content type as wr_client_set_content_type says (application/json by
+ * default).  0 or -1 with ERR.
  */
 int wr_client_publish(wr_client *c, const char *exchange, const char *routing_key, const char *body,
                       size_t len, const char *correlation_id, int persistent, char *err,
@@ -66,13 +75,20 @@ int wr_client_flush(wr_client *c, char *err, size_t errlen);
 
 /* One received reply.  Everything owned by the struct; free with
  * wr_client_reply_free.  BODY is also NUL-terminated (not counted in
- * LEN), for the convenience of callers that print or parse it. */
+ * LEN), for the convenience of callers that print or parse it.
+ * The error fields are the headers warren's raw and amqpbus formats put on
+ * an error reply (x-error-code, a signed integer, and x-error-message);
+ * a JSON-RPC reply carries its error in the body instead. */
 typedef struct wr_client_reply {
     char *body;
     size_t len;
     char *correlation_id; /* NULL when absent */
     char *routing_key;
-    int persistent; /* delivery_mode was 2 */
+    int persistent;       /* delivery_mode was 2 */
+    char *content_type;   /* NULL when absent */
+    int has_error_code;   /* an integer x-error-code header was present... */
+    long long error_code; /* ...with this value */
+    char *error_message;  /* the x-error-message header (a string), or NULL */
 } wr_client_reply;
 
 /*
