@@ -120,6 +120,42 @@ int wr_dispatch_call(wr_job *job, const wr_dispatcher *d, const char *method, js
     return 0;
 }
 
+void wr_dispatch_error_reply(wr_job *job, int code, const char *message, json_t *data)
+{
+    json_t *body = json_pack("{s:{s:i, s:s}}", "error", "code", code, "message", message);
+    char *text;
+
+    if (body && data)
+        json_object_set(json_object_get(body, "error"), "data", data);
+    json_decref(data);
+    text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text)
+        wr_dispatch_set_reply(job, text, strlen(text), "application/json");
+    free(text);
+}
+
+json_t *wr_dispatch_run_method(wr_job *job, const wr_dispatcher *d,
+                               void (*fail_with)(wr_job *job, int code, const char *message,
+                                                 json_t *data))
+{
+    warren_error err;
+    json_t *result;
+
+    if (job->bad_code) {
+        job->nerrors++;
+        wr_warn("route %s: bad request (%zu bytes): %s", job->label, job->in.len, job->bad_message);
+        fail_with(job, job->bad_code, job->bad_message, NULL);
+        return NULL;
+    }
+    if (wr_dispatch_call(job, d, job->route->method, job->params, &result, &err) < 0) {
+        job->nerrors++;
+        fail_with(job, err.code, err.message, err.data);
+        return NULL;
+    }
+    return result;
+}
+
 void wr_dispatch_set_reply(wr_job *job, const char *text, size_t len, const char *type)
 {
     free(job->reply);

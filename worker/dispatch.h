@@ -111,6 +111,21 @@ void wr_dispatch_refuse(wr_job *job, const char *why);
 int wr_dispatch_call(wr_job *job, const wr_dispatcher *d, const char *method, json_t *params,
                      json_t **result, warren_error *err);
 
+/* Set JOB's reply to {"error": {"code": CODE, "message": MESSAGE[, "data":
+ * DATA]}} (application/json): the error of the formats without an
+ * envelope.  Takes DATA (may be NULL). */
+void wr_dispatch_error_reply(wr_job *job, int code, const char *message, json_t *data);
+
+/*
+ * The run of a format whose message is one call of the route's method
+ * with JOB->params (raw, amqpbus): bad input found by prepare, or the
+ * handler's error, goes to FAIL_WITH (which takes the data); otherwise the
+ * result is returned (a new reference).  NULL when FAIL_WITH ran.
+ */
+json_t *wr_dispatch_run_method(wr_job *job, const wr_dispatcher *d,
+                               void (*fail_with)(wr_job *job, int code, const char *message,
+                                                 json_t *data));
+
 /* Set JOB's reply to TEXT (copied) of type TYPE. */
 void wr_dispatch_set_reply(wr_job *job, const char *text, size_t len, const char *type);
 

@@ -81,21 +81,10 @@ static int has_address(const wr_job *job)
 
 static void fail_with(wr_job *job, int code, const char *message, json_t *data)
 {
-    json_t *body;
-    char *text;
-
-    if (!has_address(job)) {
+    if (has_address(job))
+        wr_dispatch_error_reply(job, code, message, data);
+    else
         json_decref(data);
-        return;
-    }
-    body = json_pack("{s:{s:i, s:s}}", "error", "code", code, "message", message);
-    if (data)
-        json_object_set_new(json_object_get(body, "error"), "data", data);
-    text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (text)
-        wr_dispatch_set_reply(job, text, strlen(text), "application/json");
-    free(text);
 }
 
 static void fail(wr_job *job, int code, const char *message)
@@ -105,21 +94,11 @@ static void fail(wr_job *job, int code, const char *message)
 
 static void run(wr_job *job, const wr_dispatcher *d)
 {
-    warren_error err;
-    json_t *result;
+    json_t *result = wr_dispatch_run_method(job, d, fail_with);
     char *text;
 
-    if (job->bad_code) {
-        job->nerrors++;
-        wr_warn("route %s: bad request (%zu bytes): %s", job->label, job->in.len, job->bad_message);
-        fail(job, job->bad_code, job->bad_message);
+    if (!result)
         return;
-    }
-    if (wr_dispatch_call(job, d, job->route->method, job->params, &result, &err) < 0) {
-        job->nerrors++;
-        fail_with(job, err.code, err.message, err.data);
-        return;
-    }
     if (has_address(job) && (text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY))) {
         wr_dispatch_set_reply(job, text, strlen(text), "application/json");
         free(text);

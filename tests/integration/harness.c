@@ -87,6 +87,21 @@ int wr_test_sh(const char *cmd, char **out, char **err)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+int wr_test_queue_stat(const char *queue, const char *column)
+{
+    char args[512], *out;
+    int n;
+
+    snprintf(args, sizeof args,
+             "list_queues -q --no-table-headers name %s "
+             "| awk '$1==\"%s\"{print $2; found=1} END{if(!found) print -1}'",
+             column, queue);
+    out = wr_test_broker_ctl(args);
+    n = atoi(out);
+    free(out);
+    return n;
+}
+
 char *wr_test_broker_ctl(const char *args)
 {
     char cmd[1024], *out = NULL, *err = NULL;

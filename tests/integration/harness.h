@@ -28,6 +28,10 @@ const char *wr_test_broker_uri(void);
 /* Run `tests/broker.sh ctl DIR ARGS` and return its stdout (malloc'd). */
 char *wr_test_broker_ctl(const char *args);
 
+/* Column COLUMN of `rabbitmqctl list_queues` (messages_unacknowledged,
+ * consumers, ...) for QUEUE, or -1 when the broker has no such queue. */
+int wr_test_queue_stat(const char *queue, const char *column);
+
 /* A queue name unique to this test process, with PREFIX. */
 void wr_test_queue_name(char *buf, size_t len, const char *prefix);
 

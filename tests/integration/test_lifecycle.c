@@ -29,16 +29,7 @@ static int pid_in(pid_t p, const pid_t *set, int n)
 static int wait_busy(const char *queue)
 {
     for (int i = 0; i < 200; i++) {
-        char args[512], *out;
-        int busy;
-        snprintf(args, sizeof args,
-                 "list_queues -q --no-table-headers name messages_unacknowledged "
-                 "| awk '$1==\"%s\"{print $2}'",
-                 queue);
-        out = wr_test_broker_ctl(args);
-        busy = atoi(out) == 1;
-        free(out);
-        if (busy)
+        if (wr_test_queue_stat(queue, "messages_unacknowledged") == 1)
             return 1;
         usleep(20000);
     }

@@ -15,22 +15,6 @@
 
 #define NCALLS 1000
 
-/* Consumers on QUEUE according to the broker itself. */
-static int broker_consumers(const char *queue)
-{
-    char *out = wr_test_broker_ctl("list_queues -q --no-table-headers name consumers");
-    char *line, *save = NULL;
-    int n = -1;
-    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char name[256];
-        int c;
-        if (sscanf(line, "%255s %d", name, &c) == 2 && strcmp(name, queue) == 0)
-            n = c;
-    }
-    free(out);
-    return n;
-}
-
 Test(pool, four_workers_share_1000_concurrent_calls, .timeout = 180)
 {
     wr_test_warren w = {0};
@@ -40,7 +24,8 @@ Test(pool, four_workers_share_1000_concurrent_calls, .timeout = 180)
     int got = 0;
 
     wr_test_warren_start(&w, 4, NULL, 1);
-    cr_assert_eq(broker_consumers(w.queue), 4, "the broker should list 4 consumers on %s", w.queue);
+    cr_assert_eq(wr_test_queue_stat(w.queue, "consumers"), 4,
+                 "the broker should list 4 consumers on %s", w.queue);
     {
         /* ps shows each worker by index and route. */
         pid_t pids[8];
@@ -187,21 +172,6 @@ Test(pool, reply_exchange_and_prefix, .timeout = 60)
     cr_assert_eq(wr_test_warren_stop(&w), 0);
 }
 
-/* Unacked deliveries on QUEUE according to the broker. */
-static int broker_unacked(const char *queue)
-{
-    char args[512], *out;
-    int n;
-    snprintf(args, sizeof args,
-             "list_queues -q --no-table-headers name messages_unacknowledged "
-             "| awk '$1==\"%s\"{print $2}'",
-             queue);
-    out = wr_test_broker_ctl(args);
-    n = atoi(out);
-    free(out);
-    return n;
-}
-
 #define NPREFETCHED 200
 
 /*
@@ -237,7 +207,9 @@ Test(pool, prefetch_8_queues_locally_and_answers_each_call_once, .timeout = 120)
     }
     /* The slow call runs for 3 s; meanwhile the broker has handed over
      * all the prefetch allows. */
-    for (int tries = 0; tries < 100 && (held = broker_unacked(w.queue)) != 8; tries++)
+    for (int tries = 0;
+         tries < 100 && (held = wr_test_queue_stat(w.queue, "messages_unacknowledged")) != 8;
+         tries++)
         usleep(20000);
     cr_assert_eq(held, 8, "the worker holds %d deliveries, not 8", held);
 

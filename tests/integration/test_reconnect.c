@@ -18,20 +18,6 @@
 
 #include "tests/integration/harness.h"
 
-static int unacked(const char *queue)
-{
-    char args[512], *out;
-    int n;
-    snprintf(args, sizeof args,
-             "list_queues -q --no-table-headers name messages_unacknowledged "
-             "| awk '$1==\"%s\"{print $2}'",
-             queue);
-    out = wr_test_broker_ctl(args);
-    n = atoi(out);
-    free(out);
-    return n;
-}
-
 /* Close every connection the broker knows as a warren worker's; the test's
  * own client connection stays. */
 static int close_worker_connections(void)
@@ -62,9 +48,11 @@ Test(reconnect, connection_loss_mid_request_loses_nothing, .timeout = 120)
     c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
     cr_assert_eq(wr_client_publish(c, "", w.queue, slow, strlen(slow), "slow", 1, err, sizeof err),
                  0);
-    for (tries = 0; tries < 250 && unacked(w.queue) != 1; tries++)
+    for (tries = 0; tries < 250 && wr_test_queue_stat(w.queue, "messages_unacknowledged") != 1;
+         tries++)
         usleep(20000);
-    cr_assert_eq(unacked(w.queue), 1, "the worker never took the request");
+    cr_assert_eq(wr_test_queue_stat(w.queue, "messages_unacknowledged"), 1,
+                 "the worker never took the request");
 
     cr_assert_eq(close_worker_connections(), 1);
     /* Sent while the worker is disconnected: must wait in the queue. */
@@ -180,9 +168,11 @@ Test(reconnect, kill_after_reconnect_blames_no_old_request, .timeout = 120)
     c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
     cr_assert_eq(wr_client_publish(c, "", w.queue, slow, strlen(slow), "slow", 1, err, sizeof err),
                  0);
-    for (int tries = 0; tries < 250 && unacked(w.queue) != 1; tries++)
+    for (int tries = 0; tries < 250 && wr_test_queue_stat(w.queue, "messages_unacknowledged") != 1;
+         tries++)
         usleep(20000);
-    cr_assert_eq(unacked(w.queue), 1, "the worker never took the request");
+    cr_assert_eq(wr_test_queue_stat(w.queue, "messages_unacknowledged"), 1,
+                 "the worker never took the request");
 
     cr_assert_eq(close_worker_connections(), 1);
     held = hold_one(w.queue);
@@ -212,22 +202,6 @@ Test(reconnect, kill_after_reconnect_blames_no_old_request, .timeout = 120)
     cr_assert_eq(wr_test_warren_stop(&w), 0);
 }
 
-/* Consumers on QUEUE according to the broker, or -1 when it has no such
- * queue. */
-static int consumers(const char *queue)
-{
-    char args[512], *out;
-    int n;
-    snprintf(args, sizeof args,
-             "list_queues -q --no-table-headers name consumers "
-             "| awk '$1==\"%s\"{print $2; found=1} END{if(!found) print -1}'",
-             queue);
-    out = wr_test_broker_ctl(args);
-    n = atoi(out);
-    free(out);
-    return n;
-}
-
 /*
  * Someone deletes the route's queue under a running pool (an operator, a
  * policy).  The broker cancels the consumers (basic.cancel: the workers
@@ -242,14 +216,14 @@ Test(reconnect, deleted_queue_is_declared_again, .timeout = 120)
     int n = 0;
 
     wr_test_warren_start(&w, 2, NULL, 1);
-    cr_assert_eq(consumers(w.queue), 2);
+    cr_assert_eq(wr_test_queue_stat(w.queue, "consumers"), 2);
     snprintf(args, sizeof args, "delete_queue '%s'", w.queue);
     free(wr_test_broker_ctl(args));
     cr_assert(wr_test_log_wait(&w, "broker cancelled the consumer", 2, 15000),
               "the workers did not notice the queue is gone:\n%s", wr_test_log_read(&w));
     cr_assert(wr_test_log_wait(&w, "consuming from", 4, 30000),
               "the workers did not consume again:\n%s", wr_test_log_read(&w));
-    for (int tries = 0; tries < 250 && (n = consumers(w.queue)) != 2; tries++)
+    for (int tries = 0; tries < 250 && (n = wr_test_queue_stat(w.queue, "consumers")) != 2; tries++)
         usleep(20000);
     cr_assert_eq(n, 2, "the broker lists %d consumers on the new queue", n);
     c = wr_test_client(WR_CLIENT_REPLY_QUEUE);

@@ -789,11 +789,17 @@ Test(config, example_config_lists_every_key_with_its_default)
                                              "prefetch",
                                              "max_message_size",
                                              "shutdown_timeout",
+                                             "max_attempts",
+                                             "builtin_methods",
                                              "dir",
                                              "load",
+                                             "level",
                                              "queue",
                                              "format",
+                                             "method",
+                                             "broadcast",
                                              "exchange",
+                                             "exchange_declare",
                                              "bindings",
                                              "reply_exchange",
                                              "reply_prefix"};
@@ -832,14 +838,29 @@ Test(config, example_config_lists_every_key_with_its_default)
     cr_expect_eq(cfg.prefetch, defaults.prefetch);
     cr_expect_eq(cfg.max_message_size, defaults.max_message_size);
     cr_expect_eq(cfg.shutdown_timeout, defaults.shutdown_timeout);
-    cr_assert_eq(cfg.nroutes, 2);
+    cr_expect_eq(cfg.max_attempts, defaults.max_attempts);
+    cr_expect_eq(cfg.builtin_methods, defaults.builtin_methods);
+    cr_expect_eq(cfg.log_level, defaults.log_level);
+    cr_assert_eq(cfg.nroutes, 4);
     cr_expect_eq(cfg.routes[0].format, defaults.routes[0].format);
+    cr_expect_eq(cfg.routes[0].broadcast, defaults.routes[0].broadcast);
+    cr_expect_eq(cfg.routes[0].exchange_declare, defaults.routes[0].exchange_declare);
     r = &cfg.routes[1];
+    cr_expect_str_eq(r->name, "tutorial");
+    cr_expect_eq(r->format, WR_FORMAT_RAW);
+    cr_expect_str_eq(r->method, "fib");
+    r = &cfg.routes[2];
     cr_expect_str_eq(r->name, "example");
+    cr_expect_eq(r->format, WR_FORMAT_AMQPBUS);
     cr_expect_str_eq(r->exchange, "TestExchange");
+    cr_expect_eq(r->exchange_declare, WR_EXCHANGE_TOPIC);
     expect_words(r->bindings, r->nbindings, (const char *const[]){"example.request.*"}, 1);
-    cr_expect_str_eq(r->reply_exchange, "TestExchange");
+    cr_expect_null(r->reply_exchange);
     cr_expect_str_eq(r->reply_prefix, "example.response");
+    r = &cfg.routes[3];
+    cr_expect_str_eq(r->name, "status");
+    cr_expect_eq(r->broadcast, 1);
+    cr_expect_str_eq(r->method, "warren.status");
     cr_expect_not_null(wr_config_plugin_section(&cfg, "greet"));
     wr_config_free(&defaults);
     wr_config_free(&cfg);
