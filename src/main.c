@@ -103,8 +103,12 @@ static int run_check(const wr_config *cfg, const char *dir)
         if (!r->method || wr_plugins_find(plugins, r->method) ||
             (cfg->builtin_methods && wr_builtin_has(r->method)))
             continue;
-        fprintf(stderr, "%s:%d: method: no loaded plugin has method \"%s\" (route %s)\n", cfg->path,
-                r->method_line, r->method, r->name);
+        if (r->method_line > 0)
+            fprintf(stderr, "%s:%d: method: no loaded plugin has method \"%s\" (route %s)\n",
+                    cfg->path, r->method_line, r->method, r->name);
+        else
+            fprintf(stderr, "-o route.%s.method: no loaded plugin has method \"%s\"\n", r->name,
+                    r->method);
         missing = 1;
     }
     if (missing) {

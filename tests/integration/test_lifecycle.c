@@ -245,6 +245,39 @@ Test(lifecycle, check_validates_config_and_plugins)
     free(log);
 }
 
+/* --check knows what a running pool would find out: a route whose method
+ * no plugin has (78, FILE:LINE), a plugin whose init fails only for now
+ * (75, so the unit's ExecStartPre does not keep warren down). */
+Test(lifecycle, check_finds_a_missing_route_method_and_a_temporary_failure)
+{
+    wr_test_warren w = {0};
+    char counter[600], *log;
+    char *argv[] = {"warren", "-c", w.conf, "--check", NULL};
+    char *temp_argv[] = {"warren",  "-c",    w.conf,
+                         "--check", "-o",    "plugin.test.temporary_init_failures=1",
+                         "-o",      counter, NULL};
+
+    wr_test_warren_write_conf(&w, 1,
+                              "[route tutorial]\nqueue = rpc_queue\nformat = raw\nmethod = fib\n");
+    wr_test_warren_spawn(&w, argv, NULL);
+    cr_assert(wr_test_warren_wait_exit(&w, 20000));
+    cr_expect_eq(WEXITSTATUS(w.status), 78);
+    log = wr_test_log_read(&w);
+    cr_expect(strstr(log, "warren.conf:18: method: no loaded plugin has method \"fib\" (route "
+                          "tutorial)") != NULL,
+              "%s", log);
+    free(log);
+
+    wr_test_warren_write_conf(&w, 1, NULL);
+    snprintf(counter, sizeof counter, "plugin.test.counter_file=%s/counter", w.dir);
+    wr_test_warren_spawn(&w, temp_argv, NULL);
+    cr_assert(wr_test_warren_wait_exit(&w, 20000));
+    cr_expect_eq(WEXITSTATUS(w.status), 75);
+    log = wr_test_log_read(&w);
+    cr_expect(strstr(log, "init failed temporarily") != NULL, "%s", log);
+    free(log);
+}
+
 /* Exited but not yet reaped (by whatever adopted it). */
 static int is_zombie(pid_t pid)
 {
