@@ -102,6 +102,12 @@ static const struct choice exchange_types[] = {
     {NULL, 0},
 };
 
+static const struct choice queue_types[] = {
+    {"classic", WR_QUEUE_CLASSIC},
+    {"quorum", WR_QUEUE_QUORUM},
+    {NULL, 0},
+};
+
 static const struct choice log_levels[] = {
     {"error", WR_LOG_ERROR},
     {"warn", WR_LOG_WARN},
@@ -130,6 +136,7 @@ enum key_id {
     K_ROUTE_FORMAT,
     K_ROUTE_METHOD,
     K_ROUTE_BROADCAST,
+    K_ROUTE_QUEUE_TYPE,
     K_ROUTE_EXCHANGE,
     K_ROUTE_EXCHANGE_DECLARE,
     K_ROUTE_BINDINGS,
@@ -169,6 +176,8 @@ static const struct key keys[NKEYS] = {
     [K_ROUTE_METHOD] = {"route", "method", T_STRING, R(method), 0, 0, 0, NULL, NULL, NULL},
     [K_ROUTE_BROADCAST] = {"route", "broadcast", T_CHOICE, R(broadcast), 0, 0, 0, "no", NULL,
                            booleans},
+    [K_ROUTE_QUEUE_TYPE] = {"route", "queue_type", T_CHOICE, R(queue_type), 0, 0, 0, "classic",
+                            NULL, queue_types},
     [K_ROUTE_EXCHANGE] = {"route", "exchange", T_STRING, R(exchange), 0, 0, 0, NULL, NULL, NULL},
     [K_ROUTE_EXCHANGE_DECLARE] = {"route", "exchange_declare", T_CHOICE, R(exchange_declare), 0, 0,
                                   0, "no", NULL, exchange_types},
@@ -780,6 +789,13 @@ static void validate(struct load *l)
         if (given[K_ROUTE_BROADCAST] && rt->broadcast && !given[K_ROUTE_EXCHANGE])
             problem(l, given[K_ROUTE_BROADCAST],
                     "broadcast: needs exchange (and bindings) in [route %s]", name);
+        /* An instance's own queue, gone with it: replicating it buys
+         * nothing, and x-expires is what removes it. */
+        if (given[K_ROUTE_QUEUE_TYPE] && rt->broadcast && rt->queue_type != WR_QUEUE_CLASSIC)
+            problem(l, given[K_ROUTE_QUEUE_TYPE],
+                    "queue_type: a broadcast route's queue is the instance's own and always "
+                    "classic in [route %s]",
+                    name);
         if (given[K_ROUTE_EXCHANGE_DECLARE] && rt->exchange_declare && !given[K_ROUTE_EXCHANGE])
             problem(l, given[K_ROUTE_EXCHANGE_DECLARE],
                     "exchange_declare: needs exchange in [route %s]", name);

@@ -35,6 +35,9 @@ typedef enum wr_exchange_type {
     WR_EXCHANGE_FANOUT
 } wr_exchange_type;
 
+/* queue_type: the x-queue-type warren declares a route's queue with. */
+typedef enum wr_queue_type { WR_QUEUE_CLASSIC = 0, WR_QUEUE_QUORUM } wr_queue_type;
+
 typedef struct wr_route {
     char *name;           /* from "[route NAME]" */
     int line;             /* line of the section header, for messages */
@@ -43,6 +46,7 @@ typedef struct wr_route {
     char *method;         /* raw and amqpbus: the method every message calls */
     int method_line;      /* where method was given (0: an override), for --check */
     int broadcast;        /* one queue per warren instance: every instance answers */
+    int queue_type;       /* a wr_queue_type, declared explicitly (x-queue-type) */
     char *exchange;       /* NULL: no binding */
     int exchange_declare; /* a wr_exchange_type: declare EXCHANGE durable */
     char **bindings;      /* binding keys, owned; nbindings may be 0 */

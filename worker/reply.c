@@ -6,28 +6,107 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "worker/address.h"
+
+/* A channel of its own for checking that a reply_to's exchange exists
+ * (the worker consumes on channel 1). */
+#define CHECK_CHANNEL 2
+
+/*
+ * Whether exchange NAME exists: 1 yes, 0 no (logged), -1 the connection
+ * failed.  Publishing to a missing exchange makes the broker close the
+ * channel, which would lose the request's ack and bring it back forever;
+ * a passive declare fails the same way, so it runs on a channel opened
+ * for it (three round trips, paid only by replies to an exchange address).
+ * Frames for the consumer's channel that arrive meanwhile are queued by
+ * rabbitmq-c and read by the worker's loop afterwards.
+ */
+static int exchange_exists(amqp_connection_state_t conn, const wr_route *route, const char *name)
+{
+    amqp_rpc_reply_t r;
+
+    amqp_channel_open(conn, CHECK_CHANNEL);
+    if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
+        return -1;
+    amqp_exchange_declare(conn, CHECK_CHANNEL, amqp_cstring_bytes(name), amqp_empty_bytes,
+                          1 /* passive */, 0, 0, 0, amqp_empty_table);
+    r = amqp_get_rpc_reply(conn);
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_t *m = r.reply.decoded;
+        amqp_channel_close_ok_t ok = {0};
+
+        wr_warn("route %s: reply_to names exchange %s: %u %.*s; reply dropped", route->name, name,
+                m->reply_code, (int)m->reply_text.len, (char *)m->reply_text.bytes);
+        return amqp_send_method(conn, CHECK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) ==
+                       AMQP_STATUS_OK
+                   ? 0
+                   : -1;
+    }
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return -1;
+    return amqp_channel_close(conn, CHECK_CHANNEL, AMQP_REPLY_SUCCESS).reply_type ==
+                   AMQP_RESPONSE_NORMAL
+               ? 1
+               : -1;
+}
+
+/* The request's x-correlation-id header, or NULL.  RabbitMQ 3.x puts
+ * there an AMQP 1.0 correlation id that the correlation_id property (a
+ * string) cannot hold: a ulong, a binary, a uuid. */
+static const amqp_table_entry_t *correlation_header(const amqp_basic_properties_t *req)
+{
+    static const char name[] = "x-correlation-id";
+
+    if (!(req->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return NULL;
+    for (int i = 0; i < req->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &req->headers.entries[i];
+        if (e->key.len == sizeof name - 1 && memcmp(e->key.bytes, name, sizeof name - 1) == 0)
+            return e;
+    }
+    return NULL;
+}
 
 int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic_properties_t *req,
                      const wr_job *job)
 {
     const wr_route *route = job->route;
     const char *reply_exchange = route->reply_exchange ? route->reply_exchange : route->exchange;
+    const amqp_table_entry_t *corr;
     amqp_basic_properties_t props;
-    amqp_bytes_t exchange = amqp_empty_bytes, key;
-    amqp_table_entry_t headers[2];
-    char *built = NULL;
-    int st;
+    amqp_table_entry_t headers[3];
+    int nheaders = 0, st, ret = 0;
+    char *exchange = NULL, *key = NULL;
 
     if ((req->_flags & AMQP_BASIC_REPLY_TO_FLAG) && req->reply_to.len) {
-        key = req->reply_to;
-    } else if (route->reply_prefix && reply_exchange && job->reply_id) {
-        if (asprintf(&built, "%s.%s", route->reply_prefix, job->reply_id) < 0) {
+        /* A 0-9-1 queue name, or an AMQP 1.0 address (see address.h). */
+        st = wr_address_resolve(req->reply_to.bytes, req->reply_to.len, &exchange, &key);
+        if (st == WR_ADDRESS_EINVAL) {
+            wr_warn("route %s: reply_to \"%.*s\": %s; reply dropped", route->name,
+                    (int)req->reply_to.len, (char *)req->reply_to.bytes, wr_address_strerror(st));
+            return 0;
+        }
+        if (st != WR_ADDRESS_OK) {
             /* Unacked, the request comes back once memory does. */
-            wr_error("route %s: out of memory building a reply key", route->name);
+            wr_error("route %s: reply_to: %s", route->name, wr_address_strerror(st));
             return -1;
         }
-        exchange = amqp_cstring_bytes(reply_exchange);
-        key = amqp_cstring_bytes(built);
+        if (exchange[0] && (ret = exchange_exists(conn, route, exchange)) <= 0) {
+            if (ret < 0)
+                wr_error("route %s: checking reply exchange %s failed: the connection is gone",
+                         route->name, exchange);
+            ret = ret < 0 ? -1 : 0;
+            goto out;
+        }
+        ret = 0;
+    } else if (route->reply_prefix && reply_exchange && job->reply_id) {
+        if (asprintf(&key, "%s.%s", route->reply_prefix, job->reply_id) < 0)
+            key = NULL;
+        if (!key || !(exchange = strdup(reply_exchange))) {
+            wr_error("route %s: out of memory building a reply key", route->name);
+            ret = -1;
+            goto out;
+        }
     } else {
         wr_warn("route %s: a request expects a reply but names no reply_to%s; reply dropped",
                 route->name, route->reply_prefix ? " and no usable id" : "");
@@ -43,21 +122,32 @@ int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic
         props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
         props.correlation_id = req->correlation_id;
     }
+    /* The caller's own form of its correlation id comes back: the header
+     * with its field kind unchanged (borrowed from the request). */
+    if ((corr = correlation_header(req)))
+        headers[nheaders++] = *corr;
     if (job->error_code) { /* raw routes: the error beside the body */
-        headers[0].key = amqp_cstring_bytes("x-error-code");
-        headers[0].value.kind = AMQP_FIELD_KIND_I32;
-        headers[0].value.value.i32 = job->error_code;
-        headers[1].key = amqp_cstring_bytes("x-error-message");
-        headers[1].value.kind = AMQP_FIELD_KIND_UTF8;
-        headers[1].value.value.bytes = amqp_cstring_bytes(job->error_message);
-        props._flags |= AMQP_BASIC_HEADERS_FLAG;
-        props.headers = (amqp_table_t){.num_entries = 2, .entries = headers};
+        headers[nheaders].key = amqp_cstring_bytes("x-error-code");
+        headers[nheaders].value.kind = AMQP_FIELD_KIND_I32;
+        headers[nheaders++].value.value.i32 = job->error_code;
+        headers[nheaders].key = amqp_cstring_bytes("x-error-message");
+        headers[nheaders].value.kind = AMQP_FIELD_KIND_UTF8;
+        headers[nheaders++].value.value.bytes = amqp_cstring_bytes(job->error_message);
     }
-    st = amqp_basic_publish(conn, (amqp_channel_t)channel, exchange, key, 0, 0, &props,
+    if (nheaders) {
+        props._flags |= AMQP_BASIC_HEADERS_FLAG;
+        props.headers = (amqp_table_t){.num_entries = nheaders, .entries = headers};
+    }
+    st = amqp_basic_publish(conn, (amqp_channel_t)channel, amqp_cstring_bytes(exchange),
+                            amqp_cstring_bytes(key), 0, 0, &props,
                             (amqp_bytes_t){.len = job->reply_len, .bytes = job->reply});
-    if (st != AMQP_STATUS_OK)
-        wr_error("route %s: publishing a reply to %.*s failed: %s", route->name, (int)key.len,
-                 (char *)key.bytes, amqp_error_string2(st));
-    free(built);
-    return st == AMQP_STATUS_OK ? 0 : -1;
+    if (st != AMQP_STATUS_OK) {
+        wr_error("route %s: publishing a reply to %s%s%s failed: %s", route->name, exchange,
+                 exchange[0] ? "/" : "", key, amqp_error_string2(st));
+        ret = -1;
+    }
+out:
+    free(key);
+    free(exchange);
+    return ret;
 }

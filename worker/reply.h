@@ -1,9 +1,15 @@
 /*
- * Where a reply goes and how it is sent.  To the request's reply_to on
- * the default exchange, with its correlation_id (direct reply-to
- * included); else, on a route with reply_prefix, to its reply_exchange
- * (or its exchange) under "<reply_prefix>.<id>"; else nowhere.  A reply
- * is persistent when its request was.
+ * Where a reply goes and how it is sent.  To the request's reply_to:
+ * a queue name on the default exchange (direct reply-to included), or
+ * what an AMQP 1.0 address there names (worker/address.h: /queues/NAME,
+ * /exchanges/NAME/KEY and the 3.x forms; an exchange that does not exist
+ * or a malformed address drops the reply with a warning); else, on a
+ * route with reply_prefix, to its reply_exchange (or its exchange) under
+ * "<reply_prefix>.<id>"; else nowhere.  The reply carries the request's
+ * correlation_id and its x-correlation-id header (the kind unchanged:
+ * where RabbitMQ 3.x puts a 1.0 caller's ulong, binary or uuid id), so
+ * the caller gets back its own form.  A reply is persistent when its
+ * request was.
  */
 #ifndef WR_WORKER_REPLY_H
 #define WR_WORKER_REPLY_H

@@ -56,9 +56,16 @@ int wr_topology_setup(amqp_connection_state_t conn, int channel, const wr_config
                       char *const *queues, char **tags)
 {
     char err[512];
-    amqp_table_entry_t expires = {
-        .key = amqp_cstring_bytes("x-expires"),
-        .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = WR_BROADCAST_EXPIRES_MS}};
+    /* x-queue-type always: RabbitMQ 4 gives a declare without one the
+     * vhost's default type (maybe quorum), and that queue would then not
+     * match a later classic declare.  With it the declare means the same on
+     * every broker and vhost; and a queue an older warren declared without
+     * it is classic, which the broker (3.10 and 4.x) finds equivalent. */
+    amqp_table_entry_t args[2] = {
+        {.key = amqp_cstring_bytes("x-queue-type"), .value = {.kind = AMQP_FIELD_KIND_UTF8}},
+        {.key = amqp_cstring_bytes("x-expires"),
+         .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = WR_BROADCAST_EXPIRES_MS}},
+    };
 
     /* Per consumer (global = 0): RabbitMQ 4 refuses a global basic.qos. */
     amqp_basic_qos(conn, (amqp_channel_t)channel, 0, (uint16_t)cfg->prefetch, 0);
@@ -77,9 +84,14 @@ int wr_topology_setup(amqp_connection_state_t conn, int channel, const wr_config
             if (wr_amqp_check(amqp_get_rpc_reply(conn), "exchange.declare", err, sizeof err))
                 goto fail;
         }
-        amqp_queue_declare(conn, (amqp_channel_t)channel, amqp_cstring_bytes(queues[i]), 0, 1, 0, 0,
-                           r->broadcast ? (amqp_table_t){.num_entries = 1, .entries = &expires}
-                                        : amqp_empty_table);
+        /* Durable and never transient: RabbitMQ 4.3 refuses a
+         * non-durable, non-exclusive queue.  A broadcast queue is the
+         * instance's own, always classic, removed by x-expires. */
+        args[0].value.value.bytes =
+            amqp_cstring_bytes(r->queue_type == WR_QUEUE_QUORUM ? "quorum" : "classic");
+        amqp_queue_declare(conn, (amqp_channel_t)channel, amqp_cstring_bytes(queues[i]), 0,
+                           1 /* durable */, 0, 0,
+                           (amqp_table_t){.num_entries = r->broadcast ? 2 : 1, .entries = args});
         if (wr_amqp_check(amqp_get_rpc_reply(conn), "queue.declare", err, sizeof err))
             goto fail;
         /* A reply exchange that does not exist would make the broker

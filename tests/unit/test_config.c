@@ -129,6 +129,7 @@ static void expect_same(const wr_config *a, const wr_config *b)
         cr_expect_eq(x->format, y->format);
         expect_str_or_null(x->method, y->method);
         cr_expect_eq(x->broadcast, y->broadcast);
+        cr_expect_eq(x->queue_type, y->queue_type);
         cr_expect_eq(x->exchange_declare, y->exchange_declare);
         expect_str_or_null(x->exchange, y->exchange);
         expect_words(x->bindings, x->nbindings, (const char *const *)y->bindings, y->nbindings);
@@ -707,6 +708,7 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "queue = q\n"
                            "format = jsonrpc\n"
                            "broadcast = no\n"
+                           "queue_type = classic\n"
                            "exchange_declare = no\n");
     free(text);
     wr_config_free(&cfg);
@@ -798,6 +800,7 @@ Test(config, example_config_lists_every_key_with_its_default)
                                              "format",
                                              "method",
                                              "broadcast",
+                                             "queue_type",
                                              "exchange",
                                              "exchange_declare",
                                              "bindings",
