@@ -37,6 +37,7 @@ struct wr_client {
     int mode;
     int mandatory;
     const char *content_type; /* borrowed; NULL: none */
+    const char *type;         /* borrowed; NULL: none */
     char *reply_queue;        /* owned; NULL in NO_REPLY mode */
     /* Set once the channel or connection is gone: the reason, which every
      * later call reports.  BROKEN means the socket is unusable (no
@@ -257,6 +258,11 @@ void wr_client_set_content_type(wr_client *c, const char *type)
     c->content_type = type;
 }
 
+void wr_client_set_type(wr_client *c, const char *type)
+{
+    c->type = type;
+}
+
 int wr_client_publish(wr_client *c, const char *exchange, const char *routing_key, const char *body,
                       size_t len, const char *correlation_id, int persistent, char *err,
                       size_t errlen)
@@ -272,6 +278,10 @@ int wr_client_publish(wr_client *c, const char *exchange, const char *routing_ke
     if (c->content_type != NULL) {
         props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
         props.content_type = amqp_cstring_bytes(c->content_type);
+    }
+    if (c->type != NULL) {
+        props._flags |= AMQP_BASIC_TYPE_FLAG;
+        props.type = amqp_cstring_bytes(c->type);
     }
     props.delivery_mode = persistent ? 2 : 1;
     if (correlation_id != NULL) {

@@ -52,6 +52,14 @@ void wr_client_set_mandatory(wr_client *c, int on);
 void wr_client_set_content_type(wr_client *c, const char *type);
 
 /*
+ * The `type` property later publishes carry: TYPE (borrowed, as for the
+ * content type), or none when NULL (the default).  `amqp-1.0` marks a body
+ * of AMQP 1.0 encoded sections, as RabbitMQ marks what AMQP 1.0 clients
+ * send.  (Addition to the original interface, for the tests.)
+ */
+void wr_client_set_type(wr_client *c, const char *type);
+
+/*
  * Publish BODY to EXCHANGE ("" = default) with ROUTING_KEY.  When
  * CORRELATION_ID is non-NULL it is set, and reply_to is set to the reply
  * queue (unless the mode is NO_REPLY).  PERSISTENT sets delivery_mode 2.

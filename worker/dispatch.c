@@ -45,6 +45,9 @@ void wr_dispatch_prepare(wr_job *job, const wr_route *route, const wr_delivery *
         .redelivered = in->redelivered,
         .headers = in->headers,
     };
+    /* A body that did not unwrap is not the format's to read. */
+    if (in->bad_code)
+        return;
     if ((long)in->len > max_size) {
         job->oversize = 1;
         return;
@@ -54,7 +57,7 @@ void wr_dispatch_prepare(wr_job *job, const wr_route *route, const wr_delivery *
 
 const char *wr_dispatch_method(const wr_job *job)
 {
-    return job->oversize ? "-" : job->ops->method(job);
+    return job->oversize || job->in.bad_code ? "-" : job->ops->method(job);
 }
 
 void wr_dispatch_run(wr_job *job, const wr_dispatcher *d)
@@ -64,6 +67,13 @@ void wr_dispatch_run(wr_job *job, const wr_dispatcher *d)
         wr_warn("route %s: rejected a %zu-byte message: over max_message_size (%ld)", job->label,
                 job->in.len, job->max_size);
         job->ops->fail(job, WARREN_ERR_INVALID_REQUEST, "Invalid Request: message too large");
+        return;
+    }
+    if (job->in.bad_code) {
+        job->nerrors++;
+        wr_warn("route %s: bad request (%zu bytes): %s", job->label, job->in.len,
+                job->in.bad_message);
+        job->ops->fail(job, job->in.bad_code, job->in.bad_message);
         return;
     }
     /* Every instance would run it, for nobody. */

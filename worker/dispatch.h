@@ -31,6 +31,12 @@ typedef struct wr_delivery {
     const char *reply_to;
     int redelivered;
     json_t *headers; /* JSON object, or NULL when the message has none */
+    /* An AMQP 1.0 encoded body (type = amqp-1.0) that did not decode: the
+     * route's bad-input error (CODE, never 0 then, and MESSAGE) answers it
+     * instead of the format. */
+    int bad_code;
+    char bad_message[128];
+    char *body_buf; /* owned: the unwrapped body that BODY points to, or NULL */
 } wr_delivery;
 
 /* What methods are called with. */

@@ -120,7 +120,8 @@ static void fail(wr_job *job, int code, const char *message)
 {
     json_t *id = NULL;
 
-    if (!job->oversize) {
+    /* A body that was never decoded has no id to answer: id null. */
+    if (!job->oversize && !job->in.bad_code) {
         size_t i;
         for (i = 0; i < job->req.ncalls && !job->req.calls[i].id; i++)
             ;

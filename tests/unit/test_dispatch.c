@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "worker/delivery.h"
 #include "worker/dispatch.h"
 #include "worker/plugin_loader.h"
 
@@ -454,4 +455,208 @@ Test(dispatch, handlers_see_the_message_abi_1_1)
     cr_expect_str_eq(json_string_value(json_object_get(r, "reply_to")), "reply-here");
     json_decref(r);
     wr_dispatch_free(&job);
+}
+
+/* ---- AMQP 1.0 bodies (type = amqp-1.0), from the envelope on -------- */
+
+/* What wr_delivery_from_envelope makes of a delivery of BODY (LEN bytes)
+ * with type TYPE (NULL: none), reply_to "r" and HEADERS (may be NULL), run
+ * on ROUTE with a MAX-byte limit into *JOB; *IN is freed by the caller. */
+static void deliver(wr_job *job, wr_delivery *in, const wr_route *r, const char *type,
+                    const void *body, size_t len, const amqp_table_t *headers, long max)
+{
+    amqp_envelope_t env;
+    wr_dispatcher d = {.plugins = plugins};
+
+    memset(&env, 0, sizeof env);
+    env.message.body = (amqp_bytes_t){.len = len, .bytes = (void *)body};
+    env.message.properties._flags = AMQP_BASIC_REPLY_TO_FLAG;
+    env.message.properties.reply_to = amqp_cstring_bytes("r");
+    if (type) {
+        env.message.properties._flags |= AMQP_BASIC_TYPE_FLAG;
+        env.message.properties.type = amqp_cstring_bytes(type);
+    }
+    if (headers) {
+        env.message.properties._flags |= AMQP_BASIC_HEADERS_FLAG;
+        env.message.properties.headers = *headers;
+    }
+    env.exchange = amqp_cstring_bytes("");
+    env.routing_key = amqp_cstring_bytes("q");
+    cr_assert_eq(wr_delivery_from_envelope(in, &env), 0);
+    wr_dispatch_prepare(job, r, in, max);
+    wr_dispatch_run(job, &d);
+}
+
+#define AMQP_INT_30 "\x00\x53\x77\x71\x00\x00\x00\x1e" /* amqp-value: int 30 */
+#define AMQP_STR_HI "\x00\x53\x77\xa1\x02hi"           /* amqp-value: str8 "hi" */
+
+Test(dispatch, amqp10_int_reaches_a_raw_route_as_the_integer)
+{
+    wr_job job;
+    wr_delivery in;
+
+    deliver(&job, &in, &raw_echo, "amqp-1.0", AMQP_INT_30, 8, NULL, 1024);
+    expect_reply(&job, "[30]", "application/json");
+    cr_expect_eq(job.nerrors, 0);
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
+    /* The same as the text 30 from a 0-9-1 client. */
+    deliver(&job, &in, &raw_echo, NULL, "30", 2, NULL, 1024);
+    expect_reply(&job, "[30]", "application/json");
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
+}
+
+Test(dispatch, amqp10_string_reaches_a_raw_route_as_its_text)
+{
+    wr_job job;
+    wr_delivery in;
+
+    deliver(&job, &in, &raw_echo, "amqp-1.0", AMQP_STR_HI, 7, NULL, 1024);
+    expect_reply(&job, "[\"hi\"]", "application/json");
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
+}
+
+Test(dispatch, a_0_9_1_body_is_left_alone)
+{
+    wr_job job;
+    wr_delivery in;
+
+    /* Encoded bytes without the type: just bytes (not UTF-8 here). */
+    deliver(&job, &in, &raw_echo, "binary", AMQP_STR_HI, 7, NULL, 1024);
+    cr_expect_null(in.body_buf);
+    cr_expect_eq(in.len, 7);
+    cr_expect_eq(job.error_code, WARREN_ERR_PARSE); /* raw: not UTF-8 */
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
+}
+
+Test(dispatch, amqp10_bad_body_gets_the_routes_parse_error)
+{
+    wr_job job;
+    wr_delivery in;
+    json_t *r;
+
+    /* An unknown descriptor, on raw: the error body and headers. */
+    deliver(&job, &in, &raw_echo, "amqp-1.0", "\x00\x53\x99\x45", 4, NULL, 1024);
+    cr_expect_str_eq(wr_dispatch_method(&job), "-");
+    cr_assert_not_null(job.reply);
+    r = json_loadb(job.reply, job.reply_len, 0, NULL);
+    cr_expect_eq(code_of(r), WARREN_ERR_PARSE);
+    cr_expect_eq(job.error_code, WARREN_ERR_PARSE);
+    cr_expect(strstr(job.error_message, "unknown section descriptor 0x99") != NULL, "%s",
+              job.error_message);
+    cr_expect_eq(job.nerrors, 1);
+    cr_expect_eq(job.ncalls, 0);
+    json_decref(r);
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
+
+    /* Truncated, on jsonrpc: the JSON-RPC parse error, id null. */
+    deliver(&job, &in, &route, "amqp-1.0", "\x00\x53\x77\xa1\x3f{", 6, NULL, 1024);
+    cr_assert_not_null(job.reply);
+    r = json_loadb(job.reply, job.reply_len, 0, NULL);
+    cr_expect_eq(code_of(r), WARREN_ERR_PARSE);
+    cr_expect(json_is_null(json_object_get(r, "id")));
+    cr_expect_eq(job.nerrors, 1);
+    json_decref(r);
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
+}
+
+Test(dispatch, amqp10_jsonrpc_request_in_an_amqp_value)
+{
+    static const char req[] = "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[7],\"id\":1}";
+    char body[5 + sizeof req - 1];
+    wr_job job;
+    wr_delivery in;
+
+    memcpy(body, "\x00\x53\x77\xa1", 4);
+    body[4] = (char)(sizeof req - 1);
+    memcpy(body + 5, req, sizeof req - 1);
+    deliver(&job, &in, &route, "amqp-1.0", body, sizeof body, NULL, 1024);
+    expect_reply(&job, "{\"jsonrpc\":\"2.0\",\"result\":[7],\"id\":1}", "application/json");
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
+}
+
+/* A data section of N bytes of 'x', encoded (binary32); the caller frees. */
+static char *data_section(size_t n, size_t *len)
+{
+    char *b = malloc(n + 8);
+
+    memcpy(b, "\x00\x53\x75\xb0", 4);
+    for (int k = 0; k < 4; k++)
+        b[4 + k] = (char)(n >> (24 - 8 * k));
+    memset(b + 8, 'x', n);
+    *len = n + 8;
+    return b;
+}
+
+Test(dispatch, amqp10_2mb_data_section_meets_the_size_limit_unwrapped)
+{
+    size_t len;
+    char *b = data_section(2u << 20, &len);
+    wr_job job;
+    wr_delivery in;
+    json_t *r;
+
+    deliver(&job, &in, &raw_echo, "amqp-1.0", b, len, NULL, 1 << 20);
+    cr_expect(job.oversize);
+    cr_expect_eq(in.len, 2u << 20);
+    r = json_loadb(job.reply, job.reply_len, 0, NULL);
+    cr_expect_eq(code_of(r), WARREN_ERR_INVALID_REQUEST);
+    json_decref(r);
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
+
+    /* A limit that allows it: it runs. */
+    deliver(&job, &in, &raw_echo, "amqp-1.0", b, len, NULL, 4 << 20);
+    cr_expect_not(job.oversize);
+    cr_assert_not_null(job.reply);
+    cr_expect_eq(job.reply_len, (2u << 20) + 4); /* ["xxx...x"] */
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
+    free(b);
+
+    /* Unwrapped, just under a limit the encoded body is over: it runs. */
+    b = data_section(1000, &len);
+    deliver(&job, &in, &raw_echo, "amqp-1.0", b, len, NULL, 1000);
+    cr_expect_not(job.oversize);
+    cr_expect_eq(job.nerrors, 0);
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
+    free(b);
+}
+
+Test(dispatch, amqp10_legacy_headers_reach_the_handler_decoded)
+{
+    /* RabbitMQ 3.x: application-properties {"myprop": "v"}, encoded. */
+    static const char app[] = "\x00\x53\x74\xc1\x0c\x02\xa1\x06myprop\xa1\x01v";
+    amqp_table_entry_t e[] = {
+        {.key = amqp_cstring_bytes("x-amqp-1.0-app-properties"),
+         .value = {.kind = AMQP_FIELD_KIND_BYTES,
+                   .value.bytes = {.len = sizeof app - 1, .bytes = (void *)app}}},
+        {.key = amqp_cstring_bytes("plain"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("kept")}},
+    };
+    amqp_table_t t = {.num_entries = 2, .entries = e};
+    wr_route msg = {.name = "raw", .queue = "q", .format = WR_FORMAT_RAW, .method = "test.message"};
+    wr_job job;
+    wr_delivery in;
+    json_t *r, *h;
+
+    deliver(&job, &in, &msg, "amqp-1.0", AMQP_STR_HI, 7, &t, 1024);
+    r = json_loadb(job.reply, job.reply_len, 0, NULL);
+    cr_assert(json_is_object(r), "%s", job.reply);
+    cr_expect_str_eq(json_string_value(json_object_get(r, "body")), "hi");
+    h = json_object_get(r, "headers");
+    cr_expect_str_eq(json_string_value(json_object_get(
+                         json_object_get(h, "x-amqp-1.0-app-properties"), "myprop")),
+                     "v");
+    cr_expect_str_eq(json_string_value(json_object_get(h, "plain")), "kept");
+    json_decref(r);
+    wr_dispatch_free(&job);
+    wr_delivery_free(&in);
 }
