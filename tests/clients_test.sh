@@ -59,8 +59,8 @@ python-proton)
     $py -c 'import proton' 2>/dev/null || skip "$py cannot import proton (apt-get install python3-qpid-proton)" ;;
 c-proton)
     command -v cc >/dev/null || skip "no cc (apt-get install gcc)"
-    pkg-config --exists libqpid-proton 2>/dev/null ||
-        skip "no libqpid-proton for pkg-config (apt-get install libqpid-proton11-dev pkg-config)" ;;
+    pkg-config --exists libqpid-proton jansson 2>/dev/null ||
+        skip "no libqpid-proton or jansson for pkg-config (apt-get install libqpid-proton11-dev libjansson-dev pkg-config)" ;;
 *)
     echo "$0: unknown language '$lang' (one of: python-pika python-kombu java go ruby node python-proton c-proton)" >&2
     exit 64 ;;
@@ -103,7 +103,7 @@ c-proton)
     if stale; then
         # shellcheck disable=SC2046
         cc -Wall -Wextra -Werror -o "$out/rpc_client" "$clients/c-proton/rpc_client.c" \
-            $(pkg-config --cflags --libs libqpid-proton)
+            $(pkg-config --cflags --libs libqpid-proton jansson)
         touch "$out/stamp"
     fi ;;
 esac

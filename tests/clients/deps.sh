@@ -13,7 +13,7 @@ PACKAGES=(python3 python3-pika python3-kombu
           golang-go golang-github-rabbitmq-amqp091-go-dev
           ruby ruby-bunny
           nodejs
-          python3-qpid-proton libqpid-proton11-dev pkg-config gcc)
+          python3-qpid-proton libqpid-proton11-dev libjansson-dev pkg-config gcc)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
