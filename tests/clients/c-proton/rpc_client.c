@@ -68,15 +68,17 @@ static void on_reply(pn_connection_t *c, pn_message_t *m)
     pn_data_t *body = pn_message_body(m);
     char *text = NULL;
 
+    pn_data_rewind(body);
+    pn_data_next(body);
     if (corr.type != PN_UUID || memcmp(corr.u.as_uuid.bytes, app.corr.bytes, 16) != 0) {
+        pn_bytes_t b = pn_data_type(body) == PN_STRING ? pn_data_get_string(body)
+                                                        : pn_data_get_binary(body);
         snprintf(app.why, sizeof app.why,
-                 "reply with a correlation id of AMQP type %s, not our uuid",
-                 pn_type_name(corr.type));
+                 "reply with a correlation id of AMQP type %s, not our uuid (body: %.*s)",
+                 pn_type_name(corr.type), (int)b.size, b.start);
         fail(c, app.why);
         return;
     }
-    pn_data_rewind(body);
-    pn_data_next(body);
     switch (pn_data_type(body)) {
     case PN_STRING:
     case PN_BINARY: {
@@ -186,6 +188,7 @@ static bool handle(pn_event_t *e)
         break;
     case PN_TRANSPORT_CLOSED: {
         pn_condition_t *cond = pn_transport_condition(pn_event_transport(e));
+        pn_proactor_cancel_timeout(pn_event_proactor(e)); /* else no INACTIVE */
         if (pn_condition_is_set(cond) && !app.failure) {
             snprintf(app.why, sizeof app.why, "%s: %s", pn_condition_get_name(cond),
                      pn_condition_get_description(cond));

@@ -66,11 +66,11 @@ class Client(MessagingHandler):
             corr = event.message.correlation_id
         except UnicodeDecodeError as e:  # proton cannot even read it
             self.fail('the reply\'s correlation id is not our uuid but a string of bytes'
-                      ' that are not UTF-8 (%s)' % e)
+                      ' that are not UTF-8 (%s); body: %r' % (e, event.message.body))
             return
         if corr != self.message.correlation_id:
-            self.fail('reply with correlation id %r, not %r'
-                      % (corr, self.message.correlation_id))
+            self.fail('reply with correlation id %r, not %r; body: %r'
+                      % (corr, self.message.correlation_id, event.message.body))
             return
         body = event.message.body
         if isinstance(body, (bytes, memoryview)):
