@@ -5,14 +5,52 @@
  * cannot run safely (a stop signal it cannot watch), exit 70 at once.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/integration/harness.h"
 
-TestSuite(libuv_failures, .timeout = 90);
+/*
+ * The fault library at a path ld.so can take: LD_PRELOAD splits on spaces
+ * (and colons), and a checkout may sit in "/home/a b/".  A symlink in a
+ * private temp dir without either.  Borrowed; made once.
+ */
+static char link_path[64];
+
+static const char *preload_path(void)
+{
+    const char *lib = getenv("WARREN_UV_FAIL_LIB");
+    char dir[] = "/tmp/warren-uvfail-XXXXXX";
+
+    cr_assert_not_null(lib, "WARREN_UV_FAIL_LIB is not set: run through ctest");
+    if (!strpbrk(lib, " :"))
+        return lib;
+    if (!link_path[0]) {
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(link_path, sizeof link_path, "%s/uv_fail.so", dir);
+        cr_assert_eq(symlink(lib, link_path), 0, "symlink %s: %s", link_path, strerror(errno));
+    }
+    return link_path;
+}
+
+/* After each test (warren is stopped by then): the symlink and its dir. */
+static void remove_link(void)
+{
+    char *slash = strrchr(link_path, '/');
+
+    if (!link_path[0])
+        return;
+    unlink(link_path);
+    *slash = '\0';
+    rmdir(link_path);
+    link_path[0] = '\0';
+}
+
+TestSuite(libuv_failures, .timeout = 90, .fini = remove_link);
 
 /* Start warren (WORKERS workers) with the Nth call of FN failing. */
 static void start_failing(wr_test_warren *w, int workers, const char *fn, int n)
@@ -26,7 +64,7 @@ static void start_failing(wr_test_warren *w, int workers, const char *fn, int n)
     /* The preloaded library comes before ASan's runtime: allow it. */
     snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", old ? old : "", old ? ":" : "");
     setenv("WARREN_TEST_UV_FAIL", spec, 1);
-    setenv("LD_PRELOAD", getenv("WARREN_UV_FAIL_LIB"), 1);
+    setenv("LD_PRELOAD", preload_path(), 1);
     setenv("ASAN_OPTIONS", asan, 1);
     wr_test_warren_spawn(w, argv, NULL);
     /* Only warren gets them, not the rabbitmqctl calls that follow. */
