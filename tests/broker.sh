@@ -37,6 +37,8 @@
 #
 # After `start`, DIR holds:
 #   uri       amqp://guest:guest@127.0.0.1:PORT/   (what the tests connect to)
+#   amqp10_uri  amqp://guest:guest@127.0.0.1:PORT  (AMQP 1.0 clients: the
+#             rabbitmq_amqp1_0 plugin answers on the same port)
 #   node      the node name, e.g. warren-test-40123@localhost
 #   state     the path of the state dir
 #   env       the exported variables: `. DIR/env; HOME=$WARREN_BROKER_STATE
@@ -137,7 +139,7 @@ node_alive() {
 # only logs: no env, so stop leaves it alone) and drop the state dir.
 keep_failure_logs() {
     local dir=$1 state=$WARREN_BROKER_STATE
-    rm -f "$dir/log" "$dir/env" "$dir/uri" "$dir/node" "$dir/state" "$dir/pid" "$dir/beam.pid"
+    rm -f "$dir/log" "$dir/env" "$dir/uri" "$dir/amqp10_uri" "$dir/node" "$dir/state" "$dir/pid" "$dir/beam.pid"
     if [ -d "$state/log" ]; then
         cp -r "$state/log" "$dir/log"
     fi
@@ -192,13 +194,18 @@ start_once() {
     od -An -N20 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F >"$state/.erlang.cookie"
     chmod 400 "$state/.erlang.cookie"
 
-    # No plugins (fast boot, nothing listening beyond AMQP), and config
-    # files of our own so /etc/rabbitmq never leaks in.
-    echo '[].' >"$state/enabled_plugins"
+    # One plugin, rabbitmq_amqp1_0 (the AMQP 1.0 clients' tests): in 3.x
+    # it listens on no port of its own but answers AMQP 1.0 on the AMQP
+    # port (the protocol header picks it), so still nothing listens beyond
+    # AMQP.  Config files of our own so /etc/rabbitmq never leaks in.
+    echo '[rabbitmq_amqp1_0].' >"$state/enabled_plugins"
     cat >"$state/rabbitmq.conf" <<'EOF2'
 # Private node (tests/broker.sh).  guest may log in from anywhere: we
 # only listen on 127.0.0.1 anyway.
 loopback_users = none
+# AMQP 1.0 clients (same port as AMQP 0-9-1) log in as guest, vhost /.
+amqp1_0.default_user = guest
+amqp1_0.default_vhost = /
 EOF2
     : >"$state/rabbitmq-env.conf"
 
@@ -224,6 +231,7 @@ export ERL_EPMD_ADDRESS=127.0.0.1
 export ERL_EPMD_PORT=$epmd_port
 EOF2
     echo "amqp://guest:guest@127.0.0.1:$amqp_port/" >"$dir/uri"
+    echo "amqp://guest:guest@127.0.0.1:$amqp_port" >"$dir/amqp10_uri"
     echo "$node" >"$dir/node"
     ln -s "$state/log" "$dir/log"
     load_env "$dir"
@@ -346,7 +354,7 @@ cmd_stop() {
     case $state in
     "$STATE_PARENT"/warren-broker.*) rm -rf "$state" ;;
     esac
-    rm -f "$dir/env" "$dir/uri" "$dir/node" "$dir/state" "$dir/pid" "$dir/beam.pid"
+    rm -f "$dir/env" "$dir/uri" "$dir/amqp10_uri" "$dir/node" "$dir/state" "$dir/pid" "$dir/beam.pid"
     if [ -f "$dir/server.log" ] && [ ! -L "$dir/log" ]; then
         return 0 # a failed start's logs
     fi

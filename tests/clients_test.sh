@@ -2,7 +2,8 @@
 # Unchanged clients in other languages against the installed warren:
 #   tests/clients_test.sh SOURCE_DIR BUILD_DIR BROKER_DIR LANGUAGE
 # LANGUAGE is a directory of tests/clients/: python-pika, python-kombu,
-# java, go, ruby or node.
+# java, go, ruby, node, python-proton or c-proton (the last two speak
+# AMQP 1.0, through the broker's rabbitmq_amqp1_0 plugin).
 #
 # Installs the build into a temp prefix, builds the out-of-tree plugin
 # tests/clients/fib/fib.c from the installed SDK only (as a user would),
@@ -53,8 +54,15 @@ ruby)
 node)
     command -v node >/dev/null || skip "no node (apt-get install nodejs)"
     command -v npm >/dev/null || skip "no npm (apt-get install npm)" ;;
+python-proton)
+    [ -x $py ] || skip "no $py"
+    $py -c 'import proton' 2>/dev/null || skip "$py cannot import proton (apt-get install python3-qpid-proton)" ;;
+c-proton)
+    command -v cc >/dev/null || skip "no cc (apt-get install gcc)"
+    pkg-config --exists libqpid-proton jansson 2>/dev/null ||
+        skip "no libqpid-proton or jansson for pkg-config (apt-get install libqpid-proton11-dev libjansson-dev pkg-config)" ;;
 *)
-    echo "$0: unknown language '$lang' (one of: python-pika python-kombu java go ruby node)" >&2
+    echo "$0: unknown language '$lang' (one of: python-pika python-kombu java go ruby node python-proton c-proton)" >&2
     exit 64 ;;
 esac
 
@@ -91,6 +99,13 @@ node)
         (cd "$out" && npm ci --no-audit --no-fund --loglevel=error) ||
             fail "npm ci of amqplib in $out"
     fi ;;
+c-proton)
+    if stale; then
+        # shellcheck disable=SC2046
+        cc -Wall -Wextra -Werror -o "$out/rpc_client" "$clients/c-proton/rpc_client.c" \
+            $(pkg-config --cflags --libs libqpid-proton jansson)
+        touch "$out/stamp"
+    fi ;;
 esac
 
 # ---- warren, installed, with the fib plugin built from the SDK -------------
@@ -120,6 +135,13 @@ install -m 0755 "$tmp/fib.so" "$plugins/fib.so"
 # "amqp://host:port" the default vhost "/".
 uri=$(cat "$broker/uri")
 export WARREN_URI=${uri%/}
+# The AMQP 1.0 clients' URI (tests/broker.sh writes it; the same port).
+WARREN_AMQP10_URI=$(cat "$broker/amqp10_uri" 2>/dev/null) || WARREN_AMQP10_URI=${uri%/}
+export WARREN_AMQP10_URI
+# The AMQP 1.0 clients also call test.message (what warren saw of their
+# message, headers included) on the JSON-RPC route.
+load="echo fib"
+case $lang in *-proton) load="echo fib test" ;; esac
 # Names unique to this run, so other tests on the same broker (ctest -j)
 # neither take these requests nor answer this broadcast.
 export WARREN_QUEUE=warren.rpc.$lang.$$ RPC_QUEUE=rpc_queue.$lang.$$ STATUS_KEY=SERVER_STATUS.$lang.$$
@@ -132,7 +154,7 @@ workers = 2
 
 [plugins]
 dir = $plugins
-load = echo fib
+load = $load
 
 [route rpc]
 queue = $WARREN_QUEUE
@@ -229,6 +251,29 @@ ruby)
 node)
     check rpc_client '^ \[\.\] Got 832040$' node "$out/rpc_client.js" 30
     check jsonrpc_client '^ \[\.\] Got \["hi",42\]$' node "$out/jsonrpc_client.js" ;;
+python-proton | c-proton)
+    # One client, one call per run: the JSON-RPC echo as an amqp-value
+    # string, as an amqp-value binary and as a data section; test.message
+    # (the application property probe=x1 must reach the handler); the
+    # tutorial's fib of the AMQP int 30; and, with a second warren, a
+    # broadcast every instance answers once.
+    if [ "$lang" = python-proton ]; then
+        client=("$py" "$clients/python-proton/rpc_client.py")
+    else
+        client=("$out/rpc_client")
+    fi
+    fails=()
+    # soft NAME PATTERN ARGS...: check, but go on to the next call on
+    # failure (the reasons all end up in the log), failing at the end.
+    soft() { (check "$@") || fails+=("$1"); }
+    soft echo_string '^ \[\.\] Got \{.*"result": ?\["hi", ?42\]' "${client[@]}" echo-string
+    soft echo_binary '^ \[\.\] Got \{.*"result": ?\["hi", ?42\]' "${client[@]}" echo-binary
+    soft echo_data '^ \[\.\] Got \{.*"result": ?\["hi", ?42\]' "${client[@]}" echo-data
+    soft message '^ \[\.\] probe="x1"$' "${client[@]}" message
+    soft fib '^ \[\.\] Got 832040$' "${client[@]}" fib
+    start_warren 2
+    soft status '^ \[x\] 2 servers answered$' "${client[@]}" status 3
+    [ ${#fails[@]} -eq 0 ] || fail "calls that failed: ${fails[*]} (outputs in $tmp)" ;;
 esac
 
 # A clean stop of every warren we started.

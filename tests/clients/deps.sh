@@ -12,7 +12,8 @@ PACKAGES=(python3 python3-pika python3-kombu
           default-jdk-headless librabbitmq-client-java
           golang-go golang-github-rabbitmq-amqp091-go-dev
           ruby ruby-bunny
-          nodejs)
+          nodejs
+          python3-qpid-proton libqpid-proton11-dev libjansson-dev pkg-config gcc)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
