@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <warren/plugin.h>
 
@@ -142,6 +143,34 @@ static int test_first(const warren_call *call, json_t *params, json_t **result, 
     return 0;
 }
 
+/* TEXT (LEN bytes) as a JSON string, or as "hex:..." when it is not UTF-8
+ * (an AMQP 1.0 uuid correlation id arrives as 16 raw bytes); null for
+ * NULL. */
+static json_t *text_or_hex(const char *text, size_t len)
+{
+    json_t *s;
+    char *hex;
+
+    if (!text)
+        return json_null();
+    if ((s = json_stringn(text, len)))
+        return s;
+    hex = malloc(4 + 2 * len + 1);
+    if (!hex)
+        return NULL;
+    memcpy(hex, "hex:", 4);
+    for (size_t i = 0; i < len; i++)
+        snprintf(hex + 4 + 2 * i, 3, "%02x", (unsigned char)text[i]);
+    s = json_string(hex);
+    free(hex);
+    return s;
+}
+
+static json_t *cstr(const char *s)
+{
+    return text_or_hex(s, s ? strlen(s) : 0);
+}
+
 /* test.message: what the call knows of its AMQP message (ABI 1.1). */
 static int test_message(const warren_call *call, json_t *params, json_t **result, warren_error *err)
 {
@@ -150,11 +179,11 @@ static int test_message(const warren_call *call, json_t *params, json_t **result
 
     if (!m)
         return warren_error_set(err, WARREN_ERR_INTERNAL, "no message (ABI 1.0 host?)");
-    *result = json_pack("{s:s, s:s%, s:s?, s:s?, s:s?, s:b, s:O?}", "route", m->route, "body",
-                        (const char *)m->body, m->body_len, "content_type", m->content_type,
-                        "reply_to", m->reply_to, "correlation_id", m->correlation_id, "redelivered",
-                        m->redelivered, "headers", m->headers);
-    return *result ? 0 : warren_error_set(err, WARREN_ERR_INTERNAL, "body is not UTF-8");
+    *result = json_pack("{s:o, s:o, s:o, s:o, s:o, s:b, s:O?}", "route", cstr(m->route), "body",
+                        text_or_hex(m->body, m->body_len), "content_type", cstr(m->content_type),
+                        "reply_to", cstr(m->reply_to), "correlation_id", cstr(m->correlation_id),
+                        "redelivered", m->redelivered, "headers", m->headers);
+    return *result ? 0 : warren_error_set(err, WARREN_ERR_INTERNAL, "out of memory");
 }
 
 static const warren_method test_methods[] = {

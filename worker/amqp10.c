@@ -637,3 +637,83 @@ out:
     pn_data_free(d);
     return rc;
 }
+
+#define PROPERTY_CORRELATION_ID 5 /* field index in the properties list */
+
+/* Put D's current value, a message id (ulong, uuid, binary or string:
+ * the only types one may have), into OUT.  0, or -1 for another type. */
+static int put_message_id(pn_data_t *out, pn_data_t *d)
+{
+    switch (pn_data_type(d)) {
+    case PN_ULONG:
+        return pn_data_put_ulong(out, pn_data_get_ulong(d));
+    case PN_UUID:
+        return pn_data_put_uuid(out, pn_data_get_uuid(d));
+    case PN_BINARY:
+        return pn_data_put_binary(out, pn_data_get_binary(d));
+    case PN_STRING:
+        return pn_data_put_string(out, pn_data_get_string(d));
+    default:
+        return -1;
+    }
+}
+
+int wr_amqp10_reply_properties(const void *req, size_t req_len, const char *content_type,
+                               char **out, size_t *outlen)
+{
+    pn_data_t *d = pn_data(16), *r = pn_data(16);
+    char err[128];
+    size_t used;
+    ssize_t n;
+    int rc = WR_AMQP10_EBAD, found = 0;
+
+    *out = NULL;
+    if (!d || !r) {
+        rc = WR_AMQP10_ENOMEM;
+        goto done;
+    }
+    /* The header comes from whoever published the request: measured by
+     * skim() before Proton's recursive decoder sees it. */
+    if (skim(req, req_len, 0, &used, err, sizeof err) < 0 || used != req_len ||
+        decode_section(d, req, used, 0, err, sizeof err) != SEC_PROPERTIES ||
+        pn_data_type(d) != PN_LIST)
+        goto done;
+    pn_data_put_described(r);
+    pn_data_enter(r);
+    pn_data_put_ulong(r, SEC_PROPERTIES);
+    pn_data_put_list(r);
+    pn_data_enter(r);
+    for (int i = 0; i < PROPERTY_CORRELATION_ID; i++)
+        pn_data_put_null(r);
+    {
+        size_t count = pn_data_get_list(d);
+        pn_data_enter(d);
+        for (size_t i = 0; i < count && pn_data_next(d); i++) {
+            if (i != PROPERTY_CORRELATION_ID)
+                continue;
+            found = pn_data_type(d) != PN_NULL && put_message_id(r, d) == 0;
+            break;
+        }
+    }
+    if (!found)
+        goto done;
+    pn_data_put_symbol(r, pn_bytes(strlen(content_type), content_type));
+    pn_data_exit(r);
+    pn_data_exit(r);
+    n = pn_data_encoded_size(r);
+    if (n <= 0 || !(*out = malloc((size_t)n))) {
+        rc = WR_AMQP10_ENOMEM;
+        goto done;
+    }
+    if (pn_data_encode(r, *out, (size_t)n) != n) {
+        free(*out);
+        *out = NULL;
+        goto done;
+    }
+    *outlen = (size_t)n;
+    rc = 0;
+done:
+    pn_data_free(d);
+    pn_data_free(r);
+    return rc;
+}

@@ -70,4 +70,18 @@ int wr_amqp10_unwrap(const void *body, size_t len, char **out, size_t *outlen, c
 int wr_amqp10_section_to_json(const void *buf, size_t len, json_t **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/*
+ * The AMQP 1.0 properties section of a reply to a request whose
+ * properties section is REQ (REQ_LEN bytes: what RabbitMQ 3.x passes in
+ * the x-amqp-1.0-properties header): the request's correlation-id, in its
+ * own type (a uuid stays a uuid, a ulong a ulong), and CONTENT_TYPE.
+ * RabbitMQ 3.x uses such a header, when a 0-9-1 message carries it, as
+ * the properties of the AMQP 1.0 message it delivers, so the caller gets
+ * its correlation id back as it sent it.  0 with *OUT (malloc'd, *OUTLEN
+ * bytes; the caller frees it); WR_AMQP10_EBAD when REQ is not a properties
+ * section or has no correlation-id; WR_AMQP10_ENOMEM.
+ */
+int wr_amqp10_reply_properties(const void *req, size_t req_len, const char *content_type,
+                               char **out, size_t *outlen) __attribute__((warn_unused_result));
+
 #endif

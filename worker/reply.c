@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "worker/address.h"
+#include "worker/amqp10.h"
 
 /* A channel of its own for checking that a reply_to's exchange exists
  * (the worker consumes on channel 1). */
@@ -50,6 +51,43 @@ static int exchange_exists(amqp_connection_state_t conn, const wr_route *route, 
                : -1;
 }
 
+/* The request's header NAME, or NULL. */
+static const amqp_table_entry_t *header(const amqp_basic_properties_t *req, const char *name)
+{
+    size_t len = strlen(name);
+
+    if (!(req->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return NULL;
+    for (int i = 0; i < req->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &req->headers.entries[i];
+        if (e->key.len == len && memcmp(e->key.bytes, name, len) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/*
+ * For a request from an AMQP 1.0 caller through RabbitMQ 3.x: the
+ * x-amqp-1.0-properties header of the reply (malloc'd into *OUT), which
+ * that broker uses as the delivered message's properties, carrying the
+ * caller's correlation id in its own type (the correlation_id property,
+ * a string, would turn a uuid into 16 bytes of text).  0 when there is
+ * none to make, -1 out of memory.
+ */
+static int amqp10_properties(const amqp_basic_properties_t *req, const char *content_type,
+                             char **out, size_t *len)
+{
+    const amqp_table_entry_t *e = header(req, "x-amqp-1.0-properties");
+    int rc;
+
+    *out = NULL;
+    if (!e || (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES))
+        return 0;
+    rc = wr_amqp10_reply_properties(e->value.value.bytes.bytes, e->value.value.bytes.len,
+                                    content_type, out, len);
+    return rc == WR_AMQP10_ENOMEM ? -1 : 0;
+}
+
 /* The request's x-correlation-id header, or NULL.  RabbitMQ 3.x puts
  * there an AMQP 1.0 correlation id that the correlation_id property (a
  * string) cannot hold: a ulong, a binary, a uuid. */
@@ -74,7 +112,9 @@ int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic
     const char *reply_exchange = route->reply_exchange ? route->reply_exchange : route->exchange;
     const amqp_table_entry_t *corr;
     amqp_basic_properties_t props;
-    amqp_table_entry_t headers[3];
+    amqp_table_entry_t headers[4];
+    char *props10 = NULL;
+    size_t props10_len = 0;
     int nheaders = 0, st, ret = 0;
     char *exchange = NULL, *key = NULL;
 
@@ -126,6 +166,18 @@ int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic
      * with its field kind unchanged (borrowed from the request). */
     if ((corr = correlation_header(req)))
         headers[nheaders++] = *corr;
+    if (amqp10_properties(req, job->reply_type ? job->reply_type : "application/json", &props10,
+                          &props10_len) < 0) {
+        wr_error("route %s: out of memory building a reply", route->name);
+        ret = -1;
+        goto out;
+    }
+    if (props10) {
+        headers[nheaders].key = amqp_cstring_bytes("x-amqp-1.0-properties");
+        headers[nheaders].value.kind = AMQP_FIELD_KIND_UTF8;
+        headers[nheaders++].value.value.bytes =
+            (amqp_bytes_t){.len = props10_len, .bytes = props10};
+    }
     if (job->error_code) { /* raw routes: the error beside the body */
         headers[nheaders].key = amqp_cstring_bytes("x-error-code");
         headers[nheaders].value.kind = AMQP_FIELD_KIND_I32;
@@ -147,6 +199,7 @@ int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic
         ret = -1;
     }
 out:
+    free(props10);
     free(key);
     free(exchange);
     return ret;

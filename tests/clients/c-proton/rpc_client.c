@@ -18,8 +18,8 @@
  * application property probe=x1.
  */
 #define _GNU_SOURCE /* asprintf, strndup */
-#include <proton/connection.h>
 #include <proton/condition.h>
+#include <proton/connection.h>
 #include <proton/delivery.h>
 #include <proton/link.h>
 #include <proton/message.h>
@@ -46,7 +46,7 @@ static struct {
     pn_uuid_t corr;
     char reply_to[80];
     pn_link_t *sender, *receiver;
-    bool sent, collect;
+    bool sent, collect, stopping;
     int replies;
     const char *failure;
     char why[256];
@@ -71,8 +71,8 @@ static void on_reply(pn_connection_t *c, pn_message_t *m)
     pn_data_rewind(body);
     pn_data_next(body);
     if (corr.type != PN_UUID || memcmp(corr.u.as_uuid.bytes, app.corr.bytes, 16) != 0) {
-        pn_bytes_t b = pn_data_type(body) == PN_STRING ? pn_data_get_string(body)
-                                                        : pn_data_get_binary(body);
+        pn_bytes_t b =
+            pn_data_type(body) == PN_STRING ? pn_data_get_string(body) : pn_data_get_binary(body);
         snprintf(app.why, sizeof app.why,
                  "reply with a correlation id of AMQP type %s, not our uuid (body: %.*s)",
                  pn_type_name(corr.type), (int)b.size, b.start);
@@ -82,8 +82,8 @@ static void on_reply(pn_connection_t *c, pn_message_t *m)
     switch (pn_data_type(body)) {
     case PN_STRING:
     case PN_BINARY: {
-        pn_bytes_t b = pn_data_type(body) == PN_STRING ? pn_data_get_string(body)
-                                                        : pn_data_get_binary(body);
+        pn_bytes_t b =
+            pn_data_type(body) == PN_STRING ? pn_data_get_string(body) : pn_data_get_binary(body);
         text = strndup(b.start, b.size);
         break;
     }
@@ -184,12 +184,13 @@ static bool handle(pn_event_t *e)
     case PN_PROACTOR_TIMEOUT:
         if (!app.collect && app.replies == 0)
             app.failure = app.failure ? app.failure : "no reply within 30 s";
+        app.stopping = 1; /* the disconnect below aborts the transport */
         pn_proactor_disconnect(pn_event_proactor(e), NULL);
         break;
     case PN_TRANSPORT_CLOSED: {
         pn_condition_t *cond = pn_transport_condition(pn_event_transport(e));
         pn_proactor_cancel_timeout(pn_event_proactor(e)); /* else no INACTIVE */
-        if (pn_condition_is_set(cond) && !app.failure) {
+        if (pn_condition_is_set(cond) && !app.failure && !app.stopping) {
             snprintf(app.why, sizeof app.why, "%s: %s", pn_condition_get_name(cond),
                      pn_condition_get_description(cond));
             app.failure = app.why;
@@ -218,21 +219,17 @@ static json_t *find(json_t *v, const char *key)
     if (json_is_object(v)) {
         if ((found = json_object_get(v, key)))
             return found;
-        json_object_foreach(v, k, x)
-            if ((found = find(x, key)))
-                return found;
+        json_object_foreach(v, k, x) if ((found = find(x, key))) return found;
     } else if (json_is_array(v)) {
-        json_array_foreach(v, i, x)
-            if ((found = find(x, key)))
-                return found;
+        json_array_foreach(v, i, x) if ((found = find(x, key))) return found;
     }
     return NULL;
 }
 
 static char *jsonrpc(const char *method, json_t *params)
 {
-    json_t *req = json_pack("{s:s, s:s, s:o, s:i}", "jsonrpc", "2.0", "method", method,
-                            "params", params, "id", 1);
+    json_t *req = json_pack("{s:s, s:s, s:o, s:i}", "jsonrpc", "2.0", "method", method, "params",
+                            params, "id", 1);
     char *s = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     return s;
@@ -259,9 +256,10 @@ int main(int argc, char **argv)
     fclose(rnd);
     app.corr.bytes[6] = (app.corr.bytes[6] & 0x0f) | 0x40; /* a version 4 uuid */
     app.corr.bytes[8] = (app.corr.bytes[8] & 0x3f) | 0x80;
-    snprintf(app.reply_to, sizeof app.reply_to, "/queue/c-proton-reply-%02x%02x%02x%02x%02x%02x%02x%02x",
-             app.corr.bytes[0], app.corr.bytes[1], app.corr.bytes[2], app.corr.bytes[3],
-             app.corr.bytes[10], app.corr.bytes[11], app.corr.bytes[12], app.corr.bytes[13]);
+    snprintf(app.reply_to, sizeof app.reply_to,
+             "/queue/c-proton-reply-%02x%02x%02x%02x%02x%02x%02x%02x", app.corr.bytes[0],
+             app.corr.bytes[1], app.corr.bytes[2], app.corr.bytes[3], app.corr.bytes[10],
+             app.corr.bytes[11], app.corr.bytes[12], app.corr.bytes[13]);
 
     app.request = pn_message();
     body = pn_message_body(app.request);
@@ -287,7 +285,8 @@ int main(int argc, char **argv)
         app.collect = true;
         seconds = argc > 2 ? atof(argv[2]) : 3;
     } else {
-        fprintf(stderr, "usage: %s echo-string|echo-binary|echo-data|message|fib|status [SECONDS]\n",
+        fprintf(stderr,
+                "usage: %s echo-string|echo-binary|echo-data|message|fib|status [SECONDS]\n",
                 argv[0]);
         return 64;
     }
