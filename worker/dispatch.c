@@ -66,14 +66,14 @@ void wr_dispatch_run(wr_job *job, const wr_dispatcher *d)
         job->nerrors++;
         wr_warn("route %s: rejected a %zu-byte message: over max_message_size (%ld)", job->label,
                 job->in.len, job->max_size);
-        job->ops->fail(job, WARREN_ERR_INVALID_REQUEST, "Invalid Request: message too large");
+        job->ops->fail(job, WARREN_ERR_INVALID_REQUEST, "Invalid Request: message too large", NULL);
         return;
     }
     if (job->in.bad_code) {
         job->nerrors++;
         wr_warn("route %s: bad request (%zu bytes): %s", job->label, job->in.len,
                 job->in.bad_message);
-        job->ops->fail(job, job->in.bad_code, job->in.bad_message);
+        job->ops->fail(job, job->in.bad_code, job->in.bad_message, NULL);
         return;
     }
     /* Every instance would run it, for nobody. */
@@ -89,7 +89,7 @@ void wr_dispatch_run(wr_job *job, const wr_dispatcher *d)
 void wr_dispatch_refuse(wr_job *job, const char *why)
 {
     job->nerrors = 1;
-    job->ops->fail(job, WARREN_ERR_INTERNAL, why);
+    job->ops->fail(job, WARREN_ERR_INTERNAL, why, NULL);
 }
 
 int wr_dispatch_call(wr_job *job, const wr_dispatcher *d, const char *method, json_t *params,
@@ -145,9 +145,7 @@ void wr_dispatch_error_reply(wr_job *job, int code, const char *message, json_t 
     free(text);
 }
 
-json_t *wr_dispatch_run_method(wr_job *job, const wr_dispatcher *d,
-                               void (*fail_with)(wr_job *job, int code, const char *message,
-                                                 json_t *data))
+json_t *wr_dispatch_run_method(wr_job *job, const wr_dispatcher *d)
 {
     warren_error err;
     json_t *result;
@@ -155,15 +153,25 @@ json_t *wr_dispatch_run_method(wr_job *job, const wr_dispatcher *d,
     if (job->bad_code) {
         job->nerrors++;
         wr_warn("route %s: bad request (%zu bytes): %s", job->label, job->in.len, job->bad_message);
-        fail_with(job, job->bad_code, job->bad_message, NULL);
+        job->ops->fail(job, job->bad_code, job->bad_message, NULL);
         return NULL;
     }
     if (wr_dispatch_call(job, d, job->route->method, job->params, &result, &err) < 0) {
         job->nerrors++;
-        fail_with(job, err.code, err.message, err.data);
+        job->ops->fail(job, err.code, err.message, err.data);
         return NULL;
     }
     return result;
+}
+
+void wr_dispatch_json_reply(wr_job *job, json_t *result)
+{
+    char *text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+
+    if (text)
+        wr_dispatch_set_reply(job, text, strlen(text), "application/json");
+    free(text);
+    json_decref(result);
 }
 
 void wr_dispatch_set_reply(wr_job *job, const char *text, size_t len, const char *type)

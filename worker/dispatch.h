@@ -56,9 +56,10 @@ typedef struct wr_format_ops {
     const char *(*method)(const wr_job *job);
     /* Run the calls and fill the reply.  Runner thread. */
     void (*run)(wr_job *job, const wr_dispatcher *d);
-    /* Fill the reply with an error for the whole message (CODE, MESSAGE),
-     * when the caller expects an answer. */
-    void (*fail)(wr_job *job, int code, const char *message);
+    /* Fill the reply with an error for the whole message (CODE, MESSAGE,
+     * DATA: a new reference or NULL, taken), when the caller expects an
+     * answer. */
+    void (*fail)(wr_job *job, int code, const char *message, json_t *data);
 } wr_format_ops;
 
 extern const wr_format_ops wr_format_jsonrpc, wr_format_raw, wr_format_amqpbus;
@@ -125,12 +126,13 @@ void wr_dispatch_error_reply(wr_job *job, int code, const char *message, json_t 
 /*
  * The run of a format whose message is one call of the route's method
  * with JOB->params (raw, amqpbus): bad input found by prepare, or the
- * handler's error, goes to FAIL_WITH (which takes the data); otherwise the
- * result is returned (a new reference).  NULL when FAIL_WITH ran.
+ * handler's error, goes to the format's fail; otherwise the result is
+ * returned (a new reference).  NULL when fail ran.
  */
-json_t *wr_dispatch_run_method(wr_job *job, const wr_dispatcher *d,
-                               void (*fail_with)(wr_job *job, int code, const char *message,
-                                                 json_t *data));
+json_t *wr_dispatch_run_method(wr_job *job, const wr_dispatcher *d);
+
+/* Set JOB's reply to RESULT (taken) as compact JSON text. */
+void wr_dispatch_json_reply(wr_job *job, json_t *result);
 
 /* Set JOB's reply to TEXT (copied) of type TYPE. */
 void wr_dispatch_set_reply(wr_job *job, const char *text, size_t len, const char *type);

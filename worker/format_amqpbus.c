@@ -79,7 +79,7 @@ static int has_address(const wr_job *job)
     return job->in.reply_to || job->qid;
 }
 
-static void fail_with(wr_job *job, int code, const char *message, json_t *data)
+static void fail(wr_job *job, int code, const char *message, json_t *data)
 {
     if (has_address(job))
         wr_dispatch_error_reply(job, code, message, data);
@@ -87,23 +87,16 @@ static void fail_with(wr_job *job, int code, const char *message, json_t *data)
         json_decref(data);
 }
 
-static void fail(wr_job *job, int code, const char *message)
-{
-    fail_with(job, code, message, NULL);
-}
-
 static void run(wr_job *job, const wr_dispatcher *d)
 {
-    json_t *result = wr_dispatch_run_method(job, d, fail_with);
-    char *text;
+    json_t *result = wr_dispatch_run_method(job, d);
 
     if (!result)
         return;
-    if (has_address(job) && (text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY))) {
-        wr_dispatch_set_reply(job, text, strlen(text), "application/json");
-        free(text);
-    }
-    json_decref(result);
+    if (has_address(job))
+        wr_dispatch_json_reply(job, result);
+    else
+        json_decref(result);
 }
 
 const wr_format_ops wr_format_amqpbus = {

@@ -116,7 +116,7 @@ static void run(wr_job *job, const wr_dispatcher *d)
         set_response(job, response);
 }
 
-static void fail(wr_job *job, int code, const char *message)
+static void fail(wr_job *job, int code, const char *message, json_t *data)
 {
     json_t *id = NULL;
 
@@ -125,14 +125,16 @@ static void fail(wr_job *job, int code, const char *message)
         size_t i;
         for (i = 0; i < job->req.ncalls && !job->req.calls[i].id; i++)
             ;
-        if (i == job->req.ncalls && !job->req.error)
+        if (i == job->req.ncalls && !job->req.error) {
+            json_decref(data);
             return; /* only notifications: nobody to tell */
+        }
         /* A batch gets one error for the whole message: id null. */
         if (i < job->req.ncalls && !job->req.batch)
             id = job->req.calls[i].id;
     }
     job->reply_id = wr_jsonrpc_id_text(id);
-    set_response(job, wr_jsonrpc_error(id, code, message, NULL));
+    set_response(job, wr_jsonrpc_error(id, code, message, data));
 }
 
 const wr_format_ops wr_format_jsonrpc = {

@@ -44,7 +44,7 @@ static const char *method(const wr_job *job)
     return job->route->method;
 }
 
-static void fail_with(wr_job *job, int code, const char *message, json_t *data)
+static void fail(wr_job *job, int code, const char *message, json_t *data)
 {
     if (!job->in.reply_to) {
         json_decref(data);
@@ -55,15 +55,9 @@ static void fail_with(wr_job *job, int code, const char *message, json_t *data)
     snprintf(job->error_message, sizeof job->error_message, "%s", message);
 }
 
-static void fail(wr_job *job, int code, const char *message)
-{
-    fail_with(job, code, message, NULL);
-}
-
 static void run(wr_job *job, const wr_dispatcher *d)
 {
-    json_t *result = wr_dispatch_run_method(job, d, fail_with);
-    char *text;
+    json_t *result = wr_dispatch_run_method(job, d);
 
     if (!result)
         return;
@@ -74,11 +68,10 @@ static void run(wr_job *job, const wr_dispatcher *d)
     if (json_is_string(result)) {
         wr_dispatch_set_reply(job, json_string_value(result), json_string_length(result),
                               "text/plain");
-    } else if ((text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY))) {
-        wr_dispatch_set_reply(job, text, strlen(text), "application/json");
-        free(text);
+        json_decref(result);
+    } else {
+        wr_dispatch_json_reply(job, result);
     }
-    json_decref(result);
 }
 
 const wr_format_ops wr_format_raw = {

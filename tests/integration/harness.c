@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/amqp_conn.h"
+
 static char *env_or_die(const char *name)
 {
     char *v = getenv(name);
@@ -293,6 +295,17 @@ int wr_test_worker_pids(const wr_test_warren *w, pid_t *pids, int max)
     }
     free(text);
     return n;
+}
+
+amqp_connection_state_t wr_test_amqp_connect(void)
+{
+    char err[512];
+    amqp_connection_state_t conn =
+        wr_amqp_connect(wr_test_broker_uri(), 0, 10, "warren test", err, sizeof err);
+
+    if (!conn)
+        cr_assert_fail("cannot connect to the test broker: %s", err);
+    return conn;
 }
 
 wr_client *wr_test_client(int mode)

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <amqp.h>
+
 #include "client/rpc_client.h"
 
 typedef struct wr_test_warren {
@@ -76,6 +78,11 @@ int wr_test_warren_stop(wr_test_warren *w);
 
 /* Child pids of the supervisor (its workers), up to MAX.  Count. */
 int wr_test_worker_pids(const wr_test_warren *w, pid_t *pids, int max);
+
+/* A bare rabbitmq-c connection to the test broker with channel 1 open, for
+ * tests that need what the RPC client does not offer (basic.get, headers
+ * of any kind).  Fails the test on error; close with wr_amqp_close. */
+amqp_connection_state_t wr_test_amqp_connect(void);
 
 /* Connect a client to the test broker (fails the test on error). */
 wr_client *wr_test_client(int mode);

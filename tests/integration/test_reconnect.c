@@ -100,19 +100,7 @@ Test(reconnect, connection_loss_mid_request_loses_nothing, .timeout = 120)
  */
 static amqp_connection_state_t hold_one(const char *queue)
 {
-    struct amqp_connection_info ci;
-    char *uri = strdup(wr_test_broker_uri());
-    amqp_connection_state_t conn = amqp_new_connection();
-    amqp_socket_t *sock = amqp_tcp_socket_new(conn);
-
-    cr_assert_eq(amqp_parse_url(uri, &ci), AMQP_STATUS_OK);
-    cr_assert_eq(amqp_socket_open(sock, ci.host, ci.port), AMQP_STATUS_OK);
-    cr_assert_eq(amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password)
-                     .reply_type,
-                 AMQP_RESPONSE_NORMAL);
-    amqp_channel_open(conn, 1);
-    cr_assert_eq(amqp_get_rpc_reply(conn).reply_type, AMQP_RESPONSE_NORMAL);
-    free(uri);
+    amqp_connection_state_t conn = wr_test_amqp_connect();
     for (int tries = 0; tries < 500; tries++) {
         amqp_rpc_reply_t r = amqp_basic_get(conn, 1, amqp_cstring_bytes(queue), 0);
         amqp_message_t msg;

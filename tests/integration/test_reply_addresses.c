@@ -21,24 +21,6 @@
 
 #define CH 1
 
-static amqp_connection_state_t connect_broker(void)
-{
-    struct amqp_connection_info ci;
-    char *uri = strdup(wr_test_broker_uri());
-    amqp_connection_state_t conn = amqp_new_connection();
-    amqp_socket_t *sock = amqp_tcp_socket_new(conn);
-
-    cr_assert_eq(amqp_parse_url(uri, &ci), AMQP_STATUS_OK);
-    cr_assert_eq(amqp_socket_open(sock, ci.host, ci.port), AMQP_STATUS_OK);
-    cr_assert_eq(amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password)
-                     .reply_type,
-                 AMQP_RESPONSE_NORMAL);
-    amqp_channel_open(conn, CH);
-    cr_assert_eq(amqp_get_rpc_reply(conn).reply_type, AMQP_RESPONSE_NORMAL);
-    free(uri);
-    return conn;
-}
-
 static void declare_queue(amqp_connection_state_t conn, const char *name)
 {
     amqp_queue_declare(conn, CH, amqp_cstring_bytes(name), 0, 0, 0, 1 /* auto-delete */,
@@ -130,7 +112,7 @@ Test(reply_addresses, each_form_reaches_what_it_names, .timeout = 120)
     snprintf(ex, sizeof ex, "%s.X", base);
     snprintf(key, sizeof key, "%s.k", base);
     wr_test_warren_start(&w, 1, NULL, 1);
-    conn = connect_broker();
+    conn = wr_test_amqp_connect();
     declare_queue(conn, q);
     declare_queue(conn, qx);
     declare_queue(conn, qt);
@@ -225,7 +207,7 @@ Test(reply_addresses, x_correlation_id_comes_back_in_its_own_kind, .timeout = 12
     snprintf(extra, sizeof extra, "[route failing]\nqueue = %s\nformat = raw\nmethod = test.fail\n",
              failq);
     wr_test_warren_start(&w, 1, extra, 1);
-    conn = connect_broker();
+    conn = wr_test_amqp_connect();
     declare_queue(conn, q);
 
     /* binary (RabbitMQ 3.x: a 1.0 binary or uuid correlation id). */
