@@ -4,8 +4,15 @@
  *
  * The per-message path reads top to bottom in serve():
  *   receive (amqp_consume_message) → start_job (decode, report "start",
- *   hand to the runner thread) → finish_job (publish reply, ack, report
- *   "done").
+ *   hand to the runner thread) → finish_job (publish the reply, report
+ *   "done", hand the request to the outbox) → settle, when the broker's
+ *   basic.ack for the reply arrives (ack the request).
+ *
+ * Publisher confirms: the channel is in confirm mode, and a request is
+ * acked only once its reply is confirmed, so a reply the broker lost
+ * (it died, it refused it) leaves its request unacked and redelivered.
+ * Confirms arrive as frames among the deliveries and are read as they
+ * come; the worker never waits for one before taking the next request.
  *
  * Why a runner thread: rabbitmq-c sends heartbeats only from inside its
  * own calls, and a handler may run for minutes.  While the runner works,
@@ -14,8 +21,9 @@
  * prefetch > 1) wait in a small local queue; they are only ever run one at
  * a time.
  *
- * Broker loss: the job in hand is finished but its reply is dropped (the
- * delivery tag died with the channel; the broker redelivers the message),
+ * Broker loss: the job in hand is finished but its reply is dropped, and
+ * answered requests not yet confirmed are forgotten (the delivery tags
+ * died with the channel; the broker redelivers the messages),
  * then we reconnect with exponential backoff and jitter, re-declare the
  * topology, and carry on.  Nothing is acked that was not answered.
  *
