@@ -3,6 +3,8 @@
  *
  *   warren-bench [-u URI] [-q QUEUE] [-n CALLS] [-c WINDOW] [-m METHOD]
  *                [-p PARAMS_JSON] [-t SECONDS] [--direct] [--label TEXT] [--json]
+ *   warren-bench --reliable [--reply-queue NAME] [--grace SECONDS]
+ *                [--progress SECONDS] [the options above but --direct, --json]
  *
  * Why closed-loop with a fixed window: it is how RPC callers behave (a
  * caller waits for its answer before it asks again), so the figure it gives
@@ -39,6 +41,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench/reliable.h"
 #include "client/cli.h"
 #include "client/rpc_client.h"
 #include "common/exitcodes.h"
@@ -48,6 +51,7 @@
 #define DEFAULT_METHOD "echo"
 #define DEFAULT_PARAMS "[\"hello\"]"
 #define DEFAULT_TIMEOUT_S 120.0
+#define DEFAULT_GRACE_S 60.0
 #define MAX_CALLS 100000000L /* keeps the per-call arrays within reason */
 #define MAX_WINDOW 65535L
 #define MAX_TIMEOUT_S 86400.0
@@ -57,7 +61,10 @@
 
 static const char usage_line[] =
     "usage: warren-bench [-u URI] [-q QUEUE] [-n CALLS] [-c WINDOW] [-m METHOD]\n"
-    "                    [-p PARAMS_JSON] [-t SECONDS] [--direct] [--label TEXT] [--json]\n";
+    "                    [-p PARAMS_JSON] [-t SECONDS] [--direct] [--label TEXT] [--json]\n"
+    "       warren-bench --reliable [--reply-queue NAME] [--grace SECONDS] [--progress SECONDS]\n"
+    "                    [-u URI] [-q QUEUE] [-n CALLS] [-c WINDOW] [-m METHOD] [-p PARAMS_JSON]\n"
+    "                    [-t SECONDS] [--label TEXT]\n";
 
 static void usage(FILE *f)
 {
@@ -78,8 +85,20 @@ static void usage(FILE *f)
           "      --json             print the results as one JSON object\n"
           "  -h, --help             show this help\n"
           "\n"
+          "The load for fault tests (bench/reliable.c):\n"
+          "      --reliable         persistent requests with publisher confirms, replies\n"
+          "                         on a durable named queue, reconnect and resume after\n"
+          "                         broker loss; ends with \"sent N answered N lost N\n"
+          "                         duplicated N ...\".  SIGINT/SIGTERM: stop sending,\n"
+          "                         wait the grace period for replies, report\n"
+          "      --reply-queue NAME the reply queue (default: warren-bench.reply.HOST.PID)\n"
+          "      --grace SECONDS    wait this long for replies after the last send\n"
+          "                         (default: 60)\n"
+          "      --progress SECONDS a progress line on stderr every SECONDS\n"
+          "\n"
           "Exit status: 0 all calls answered correctly; 1 errors or mismatches;\n"
-          "2 global timeout; 64 bad usage; 69 broker unreachable or lost.\n",
+          "2 global timeout; 3 (--reliable) a sent call was never answered;\n"
+          "64 bad usage; 69 broker unreachable or lost.\n",
           f);
 }
 
@@ -94,17 +113,31 @@ struct options {
     int direct;
     const char *label;
     int json;
+    /* --reliable (bench/reliable.c) */
+    int reliable;
+    const char *reply_queue;
+    double grace_s;
+    double progress_s;
 };
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        {"uri", required_argument, NULL, 'u'},     {"queue", required_argument, NULL, 'q'},
-        {"calls", required_argument, NULL, 'n'},   {"window", required_argument, NULL, 'c'},
-        {"method", required_argument, NULL, 'm'},  {"params", required_argument, NULL, 'p'},
-        {"timeout", required_argument, NULL, 't'}, {"direct", no_argument, NULL, 'd'},
-        {"label", required_argument, NULL, 'l'},   {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"uri", required_argument, NULL, 'u'},
+                                             {"queue", required_argument, NULL, 'q'},
+                                             {"calls", required_argument, NULL, 'n'},
+                                             {"window", required_argument, NULL, 'c'},
+                                             {"method", required_argument, NULL, 'm'},
+                                             {"params", required_argument, NULL, 'p'},
+                                             {"timeout", required_argument, NULL, 't'},
+                                             {"direct", no_argument, NULL, 'd'},
+                                             {"label", required_argument, NULL, 'l'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"reliable", no_argument, NULL, 'R'},
+                                             {"reply-queue", required_argument, NULL, 'Q'},
+                                             {"grace", required_argument, NULL, 'G'},
+                                             {"progress", required_argument, NULL, 'P'},
+                                             {NULL, 0, NULL, 0}};
     int ch;
 
     memset(o, 0, sizeof *o);
@@ -116,6 +149,7 @@ static void parse_args(int argc, char **argv, struct options *o)
     o->method = DEFAULT_METHOD;
     o->params = DEFAULT_PARAMS;
     o->timeout_s = DEFAULT_TIMEOUT_S;
+    o->grace_s = DEFAULT_GRACE_S;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":u:q:n:c:m:p:t:h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -149,6 +183,18 @@ static void parse_args(int argc, char **argv, struct options *o)
         case 'j':
             o->json = 1;
             break;
+        case 'R':
+            o->reliable = 1;
+            break;
+        case 'Q':
+            o->reply_queue = optarg;
+            break;
+        case 'G':
+            o->grace_s = wr_cli_seconds("--grace", optarg, MAX_TIMEOUT_S);
+            break;
+        case 'P':
+            o->progress_s = wr_cli_seconds("--progress", optarg, MAX_TIMEOUT_S);
+            break;
         case 'h':
             usage(stdout);
             exit(WR_EXIT_OK);
@@ -162,6 +208,10 @@ static void parse_args(int argc, char **argv, struct options *o)
         wr_cli_usage_error("-m: METHOD is empty");
     if (o->label == NULL)
         o->label = o->queue;
+    if (o->reliable && (o->direct || o->json))
+        wr_cli_usage_error("--reliable: --direct and --json are not available");
+    if (!o->reliable && (o->reply_queue != NULL || o->progress_s > 0))
+        wr_cli_usage_error("--reply-queue and --progress need --reliable");
 }
 
 static int64_t now_ns(void)
@@ -451,6 +501,31 @@ static void report(struct run *r, int timed_out)
     fflush(stdout);
 }
 
+/* --reliable: hand the run to bench/reliable.c. */
+static int run_reliable(const struct options *o, struct run *r)
+{
+    struct wr_bench_reliable_opts ro = {
+        .uri = o->uri,
+        .queue = o->queue,
+        .method = o->method,
+        .label = o->label,
+        .reply_queue = o->reply_queue,
+        .prefix = r->prefix,
+        .prefix_len = r->prefix_len,
+        .params = r->params,
+        .calls = o->calls,
+        .window = o->window,
+        .timeout_s = o->timeout_s,
+        .grace_s = o->grace_s,
+        .progress_s = o->progress_s,
+    };
+    int rc = wr_bench_reliable_run(&ro);
+
+    json_decref(r->params);
+    free(r->prefix);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -463,6 +538,8 @@ int main(int argc, char **argv)
     memset(&r, 0, sizeof r);
     r.o = &o;
     build_prefix(&r);
+    if (o.reliable)
+        return run_reliable(&o, &r);
     r.state = calloc((size_t)o.calls, sizeof *r.state);
     r.sent_ns = calloc((size_t)o.calls, sizeof *r.sent_ns);
     r.lat_ns = calloc((size_t)o.calls, sizeof *r.lat_ns);

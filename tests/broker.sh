@@ -6,6 +6,9 @@
 #   tests/broker.sh start DIR        start a node; DIR gets the handle files
 #   tests/broker.sh stop DIR         stop it, remove its state and DIR (exit 0 if already gone)
 #   tests/broker.sh ctl DIR ARGS...  run `rabbitmqctl ARGS...` against that node
+#   tests/broker.sh restart DIR      stop the node, keeping its state (durable queues,
+#                                    persistent messages), and start it again on the
+#                                    same ports (for the fault tests)
 #
 # WARREN_BROKER_PORT=N fixes the AMQP port instead of picking a free one.
 #
@@ -60,7 +63,7 @@ die() {
 }
 
 usage() {
-    echo "usage: $0 start DIR | stop DIR | ctl DIR RABBITMQCTL-ARGS..." >&2
+    echo "usage: $0 start DIR | stop DIR | restart DIR | ctl DIR RABBITMQCTL-ARGS..." >&2
     exit 64
 }
 
@@ -369,6 +372,39 @@ cmd_ctl() {
     ctl "$@"
 }
 
+# Stop the node in DIR as an operator would (`rabbitmqctl stop`: the
+# connections are closed, the queues and persistent messages stay on
+# disk), then start the same node again: same name, ports, cookie and
+# state dir, so clients reconnect to the URI they had.  Its private epmd
+# keeps running meanwhile.  Fails, with the server log, if it does not
+# come back within START_TIMEOUT.
+cmd_restart() {
+    local dir=$1 pid deadline
+    load_env "$dir" || die "$dir: no node there (run: $0 start '$dir')"
+    node_alive "$dir" || die "$dir: the node is not running"
+    ctl stop >/dev/null 2>&1 || true
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    while node_alive "$dir"; do
+        [ "$SECONDS" -lt "$deadline" ] || die "node $RABBITMQ_NODENAME did not stop within ${STOP_TIMEOUT}s"
+        sleep 0.2
+    done
+    local state=$WARREN_BROKER_STATE
+    (cd "$state" && HOME=$state exec setsid "$SERVER") >>"$dir/server.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$dir/pid"
+    deadline=$((SECONDS + START_TIMEOUT))
+    until ctl await_startup --timeout 5 >/dev/null 2>&1; do
+        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            echo "broker.sh: node $RABBITMQ_NODENAME did not come back; server log:" >&2
+            tail -n 40 "$dir/server.log" >&2 || true
+            exit 1
+        fi
+        sleep 0.5
+    done
+    cp "$state/beam.pid" "$dir/beam.pid" 2>/dev/null || true
+    echo "broker.sh: $RABBITMQ_NODENAME restarted, $(cat "$dir/uri")"
+}
+
 [ $# -ge 2 ] || usage
 case $1 in
 start)
@@ -378,6 +414,10 @@ start)
 stop)
     [ $# -eq 2 ] || usage
     cmd_stop "$2"
+    ;;
+restart)
+    [ $# -eq 2 ] || usage
+    cmd_restart "$2"
     ;;
 ctl)
     dir=$2
