@@ -36,9 +36,19 @@ static json_t *status(const wr_builtins *b)
                      (json_int_t)*b->handled, "failed", (json_int_t)*b->failed, "plugins", plugins);
 }
 
+/* ST (warren.status, taken) with the counters kept beside the worker's
+ * own: "expired", the requests answered with the deadline error instead of
+ * being run (counted in "requests" and "failed" too). */
+static json_t *with_counters(const wr_builtins *b, json_t *st)
+{
+    if (st && b->expired)
+        json_object_set_new(st, "expired", json_integer((json_int_t)*b->expired));
+    return st;
+}
+
 json_t *wr_builtin_call(const wr_builtins *b, const char *name)
 {
     if (strcmp(name, WR_BUILTIN_STATUS) == 0)
-        return status(b);
+        return with_counters(b, status(b));
     return json_null();
 }

@@ -21,6 +21,7 @@ typedef struct wr_builtins {
     long long started_ms;         /* when the instance started, unix ms */
     const unsigned long *handled; /* the worker's counters, borrowed */
     const unsigned long *failed;
+    const unsigned long *expired; /* not run: deadline passed; NULL: not counted */
     const wr_plugins *plugins;
 } wr_builtins;
 

@@ -87,6 +87,7 @@ typedef struct worker {
     const wr_route *route;
 
     unsigned long handled, failed;
+    wr_expired_stats expired; /* not run: their deadline had passed */
     int ipc_ok;
 
     wr_commands commands; /* from the supervisor, on stdin */
@@ -147,7 +148,8 @@ static int start_job(worker *w, amqp_envelope_t *env)
         amqp_destroy_envelope(&w->env);
         return st == AMQP_STATUS_OK ? 0 : -1;
     }
-    wr_dispatch_prepare(&w->job, w->route, &w->in, w->cfg->max_message_size);
+    wr_dispatch_prepare_limited(&w->job, w->route, &w->in, w->cfg->max_message_size,
+                                (size_t)w->cfg->max_batch);
     w->busy = 1;
 
     snprintf(m.route, sizeof m.route, "%s", w->route->name);
@@ -170,6 +172,12 @@ static int start_job(worker *w, amqp_envelope_t *env)
                               : NULL;
     if (poison)
         return refuse_job(w, poison);
+    /* Its caller stopped listening: answer, ack, do not run it. */
+    if (wr_dispatch_expired(&w->job, wr_delivery_now_ms(), &w->expired)) {
+        int rc = finish_job(w, 0);
+        drop_job(w);
+        return rc;
+    }
     report(w, &m);
     wr_runner_submit(w->runner, &w->job);
     return 0;
@@ -483,6 +491,7 @@ static int worker_open(worker *w, const char *plugin_dir, long long started_ms)
         .started_ms = started_ms,
         .handled = &w->handled,
         .failed = &w->failed,
+        .expired = &w->expired.count,
         .plugins = w->plugins,
     };
     w->dispatcher = (wr_dispatcher){
