@@ -123,10 +123,15 @@ int wr_dispatch_expired(wr_job *job, long long now_ms, wr_expired_stats *st)
                  id, wr_dispatch_method(job), from, late);
         return 1;
     }
-    wr_info("route %s: request %.100s (%.100s) not run: its %s passed %lld ms ago; answered with "
-            "error %d (%lu more since the last such line, %lu in all)",
-            job->label, id, wr_dispatch_method(job), from, late, WR_ERR_DEADLINE, st->unlogged,
-            st->count);
+    if (st->unlogged)
+        wr_info("route %s: request %.100s (%.100s) not run: its %s passed %lld ms ago; answered "
+                "with error %d (%lu in all, %lu since the last such line)",
+                job->label, id, wr_dispatch_method(job), from, late, WR_ERR_DEADLINE, st->count,
+                st->unlogged + 1);
+    else
+        wr_info("route %s: request %.100s (%.100s) not run: its %s passed %lld ms ago; answered "
+                "with error %d (%lu in all)",
+                job->label, id, wr_dispatch_method(job), from, late, WR_ERR_DEADLINE, st->count);
     st->unlogged = 0;
     st->last_info_ms = now_ms;
     return 1;
