@@ -94,7 +94,10 @@ static json_t *field_to_json(const amqp_field_value_t *v, int depth)
         return decimal_to_json(v->value.decimal);
     case AMQP_FIELD_KIND_UTF8:
     case AMQP_FIELD_KIND_BYTES: {
-        json_t *s = json_stringn(v->value.bytes.bytes, v->value.bytes.len);
+        /* An empty one may come with a NULL pointer, which json_stringn
+         * refuses. */
+        json_t *s = v->value.bytes.len ? json_stringn(v->value.bytes.bytes, v->value.bytes.len)
+                                       : json_string("");
         return s ? s : json_null();
     }
     case AMQP_FIELD_KIND_TABLE:

@@ -13,7 +13,7 @@
 #include "worker/delivery.h"
 #include "worker/dispatch.h"
 
-static amqp_table_entry_t entries[8];
+static amqp_table_entry_t entries[12];
 static amqp_basic_properties_t props;
 
 static void reset(void)
@@ -352,14 +352,17 @@ Test(deadline, header_kinds_map_to_json)
     add_header("nan", AMQP_FIELD_KIND_F64)->value.f64 = NAN;
     add_header("inf", AMQP_FIELD_KIND_F32)->value.f32 = INFINITY;
     add_header("void", AMQP_FIELD_KIND_VOID);
+    add_header("empty", AMQP_FIELD_KIND_UTF8)->value.bytes =
+        (amqp_bytes_t){.len = 0, .bytes = NULL};
     add_header("t", AMQP_FIELD_KIND_TABLE)->value.table =
         (amqp_table_t){.num_entries = 1, .entries = &nested_e};
     t = props.headers;
     j = wr_amqp_table_to_json(&t);
     text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    cr_expect_str_eq(text, "{\"big\":\"18446744073709551615\",\"dec\":\"123.45\",\"inf\":null,"
-                           "\"int\":\"7\",\"nan\":null,\"small\":\"0.00012\",\"t\":{\"k\":null},"
-                           "\"void\":null}");
+    cr_expect_str_eq(
+        text, "{\"big\":\"18446744073709551615\",\"dec\":\"123.45\",\"empty\":\"\",\"inf\":null,"
+              "\"int\":\"7\",\"nan\":null,\"small\":\"0.00012\",\"t\":{\"k\":null},"
+              "\"void\":null}");
     free(text);
     json_decref(j);
 }
