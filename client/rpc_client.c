@@ -38,6 +38,7 @@ struct wr_client {
     int mandatory;
     const char *content_type; /* borrowed; NULL: none */
     const char *type;         /* borrowed; NULL: none */
+    long long ttl_ms;         /* >0: publishes carry expiration + x-deadline */
     char *reply_queue;        /* owned; NULL in NO_REPLY mode */
     /* Set once the channel or connection is gone: the reason, which every
      * later call reports.  BROKEN means the socket is unusable (no
@@ -263,11 +264,18 @@ void wr_client_set_type(wr_client *c, const char *type)
     c->type = type;
 }
 
+void wr_client_set_deadline(wr_client *c, long long ttl_ms)
+{
+    c->ttl_ms = ttl_ms > 0 ? ttl_ms : 0;
+}
+
 int wr_client_publish(wr_client *c, const char *exchange, const char *routing_key, const char *body,
                       size_t len, const char *correlation_id, int persistent, char *err,
                       size_t errlen)
 {
     amqp_basic_properties_t props;
+    amqp_table_entry_t deadline;
+    char expiration[24];
     amqp_bytes_t b;
     int st;
 
@@ -284,6 +292,19 @@ int wr_client_publish(wr_client *c, const char *exchange, const char *routing_ke
         props.type = amqp_cstring_bytes(c->type);
     }
     props.delivery_mode = persistent ? 2 : 1;
+    if (c->ttl_ms > 0) {
+        struct timespec now;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        snprintf(expiration, sizeof expiration, "%lld", c->ttl_ms);
+        props._flags |= AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_HEADERS_FLAG;
+        props.expiration = amqp_cstring_bytes(expiration);
+        deadline.key = amqp_cstring_bytes("x-deadline");
+        deadline.value.kind = AMQP_FIELD_KIND_I64;
+        deadline.value.value.i64 =
+            (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + (int64_t)c->ttl_ms;
+        props.headers = (amqp_table_t){.num_entries = 1, .entries = &deadline};
+    }
     if (correlation_id != NULL) {
         props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
         props.correlation_id = amqp_cstring_bytes(correlation_id);

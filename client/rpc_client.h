@@ -60,6 +60,17 @@ void wr_client_set_content_type(wr_client *c, const char *type);
 void wr_client_set_type(wr_client *c, const char *type);
 
 /*
+ * Give later publishes a deadline TTL_MS milliseconds after each is sent
+ * (0, the default: none): the `expiration` property (so the broker drops
+ * the request if it is still queued then) and an `x-deadline` header
+ * (unix ms, a signed 64-bit integer; so a warren worker that gets it later
+ * from its prefetch window answers with a timeout error instead of
+ * running it).  For a caller that stops waiting after TTL_MS.  (Addition
+ * to the original interface.)
+ */
+void wr_client_set_deadline(wr_client *c, long long ttl_ms);
+
+/*
  * Publish BODY to EXCHANGE ("" = default) with ROUTING_KEY.  When
  * CORRELATION_ID is non-NULL it is set, and reply_to is set to the reply
  * queue (unless the mode is NO_REPLY).  PERSISTENT sets delivery_mode 2.

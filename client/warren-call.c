@@ -2,7 +2,8 @@
  * warren-call: call one method on a warren pool from the command line.
  *
  *   warren-call [-u URI] [-q QUEUE | -x EXCHANGE -k KEY] [-t SECONDS]
- *               [--notify] [--direct] [--broadcast] METHOD [PARAMS_JSON]
+ *               [--no-deadline] [--notify] [--direct] [--broadcast]
+ *               METHOD [PARAMS_JSON]
  *   warren-call --format raw [...] BODY
  *   warren-call --format amqpbus [...] [--reply-prefix P [--reply-exchange X]]
  *               [--qid ID] [PAYLOAD_JSON]
@@ -29,6 +30,10 @@
  *
  * Requests are published mandatory, so a request no queue takes (no such
  * queue, nothing bound) fails at once with 69 rather than with a timeout.
+ * A request that waits for its reply carries the timeout as its deadline
+ * (expiration and x-deadline, unless --no-deadline): once warren-call has
+ * given up, the broker drops it if it is still queued and a worker that
+ * takes it later answers with a timeout error instead of running it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -65,7 +70,8 @@ enum format { FORMAT_JSONRPC, FORMAT_RAW, FORMAT_AMQPBUS };
 
 static const char usage_line[] =
     "usage: warren-call [-u URI] [-q QUEUE | -x EXCHANGE -k KEY] [-t SECONDS]\n"
-    "                   [--notify] [--direct] [--broadcast] METHOD [PARAMS_JSON]\n"
+    "                   [--no-deadline] [--notify] [--direct] [--broadcast]\n"
+    "                   METHOD [PARAMS_JSON]\n"
     "       warren-call --format raw [OPTIONS] BODY\n"
     "       warren-call --format amqpbus [OPTIONS] [--reply-prefix PREFIX\n"
     "                   [--reply-exchange EXCHANGE]] [--qid ID] [PAYLOAD_JSON]\n";
@@ -84,7 +90,9 @@ static void usage(FILE *f)
           "  -x, --exchange EXCHANGE publish to EXCHANGE instead ...\n"
           "  -k, --key KEY           ... with routing key KEY (both needed)\n"
           "  -t, --timeout SECONDS   how long to wait for the reply (default: 10,\n"
-          "                          with --broadcast 2; fractions allowed)\n"
+          "                          with --broadcast 2; fractions allowed); also\n"
+          "                          the request's deadline: not run once it passed\n"
+          "      --no-deadline       send no deadline (expiration, x-deadline)\n"
           "      --notify            send a notification: no id, no reply, exit 0\n"
           "                          once the broker has accepted it\n"
           "      --direct            take the reply via direct reply-to\n"
@@ -121,6 +129,7 @@ struct options {
     const char *key;      /* -k, or NULL */
     double timeout_s;
     int notify;
+    int no_deadline;
     int direct;
     int broadcast;
     enum format format;
@@ -132,7 +141,15 @@ struct options {
 };
 
 /* Long options without a short form. */
-enum { OPT_NOTIFY = 256, OPT_DIRECT, OPT_BROADCAST, OPT_REPLY_PREFIX, OPT_REPLY_EXCHANGE, OPT_QID };
+enum {
+    OPT_NOTIFY = 256,
+    OPT_NO_DEADLINE,
+    OPT_DIRECT,
+    OPT_BROADCAST,
+    OPT_REPLY_PREFIX,
+    OPT_REPLY_EXCHANGE,
+    OPT_QID
+};
 
 static enum format parse_format(const char *text)
 {
@@ -223,6 +240,7 @@ static void parse_args(int argc, char **argv, struct options *o)
         {"key", required_argument, NULL, 'k'},
         {"timeout", required_argument, NULL, 't'},
         {"notify", no_argument, NULL, OPT_NOTIFY},
+        {"no-deadline", no_argument, NULL, OPT_NO_DEADLINE},
         {"direct", no_argument, NULL, OPT_DIRECT},
         {"broadcast", no_argument, NULL, OPT_BROADCAST},
         {"format", required_argument, NULL, 'f'},
@@ -259,6 +277,9 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_NOTIFY:
             o->notify = 1;
+            break;
+        case OPT_NO_DEADLINE:
+            o->no_deadline = 1;
             break;
         case OPT_DIRECT:
             o->direct = 1;
@@ -755,6 +776,9 @@ int main(int argc, char **argv)
     }
     wr_client_set_mandatory(c, 1);
     wr_client_set_content_type(c, req.content_type);
+    /* Once we stop waiting nobody reads the reply: no use running it. */
+    if (!o.notify && !o.no_deadline)
+        wr_client_set_deadline(c, (long long)(o.timeout_s * 1000.0 + 0.5));
     if (req.expect.routing_key != NULL &&
         wr_client_bind_reply(c, o.reply_exchange != NULL ? o.reply_exchange : exchange,
                              req.reply_key, err, sizeof err) < 0) {

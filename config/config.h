@@ -5,7 +5,7 @@
  * Sections and keys (config/warren.conf documents each one):
  *   [broker]  uri, heartbeat, connect_timeout
  *   [pool]    workers, prefetch, max_message_size, shutdown_timeout,
- *             max_attempts
+ *             max_attempts, max_batch
  *   [plugins] dir, load
  *   [log]     level
  *   [route NAME]  queue, format, exchange, bindings, reply_exchange,
@@ -82,6 +82,7 @@ typedef struct wr_config {
     int shutdown_timeout;  /* seconds before SIGKILL on stop; default 30 */
     int max_attempts;      /* deaths one message may cause; default 3 */
     int builtin_methods;   /* answer warren.status on every route; default yes */
+    int max_batch;         /* calls in one JSON-RPC batch, 1..1000000; default 1000 */
 
     char *plugin_dir; /* default: the installed plugin dir */
     char **plugins;   /* names from [plugins] load, owned */

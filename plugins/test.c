@@ -6,6 +6,8 @@
  *               sleeps that long, returns the number as given
  *   test.fail   always fails: code 1001, data = the params it got
  *   test.crash  kills the worker with SIGSEGV
+ *   test.touch  [path]: appends a line to the file PATH and returns PATH,
+ *               so a test can tell whether a request ran at all
  * Its init() can fail temporarily on request, for the supervisor's retry:
  *   [plugin test]
  *   temporary_init_failures = N    the first N inits fail with
@@ -186,12 +188,34 @@ static int test_message(const warren_call *call, json_t *params, json_t **result
     return *result ? 0 : warren_error_set(err, WARREN_ERR_INTERNAL, "out of memory");
 }
 
+/* test.touch: leave a mark that this call ran (one line per call). */
+static int test_touch(const warren_call *call, json_t *params, json_t **result, warren_error *err)
+{
+    const char *path = json_string_value(json_array_get(params, 0));
+    FILE *f;
+
+    (void)call;
+    if (!path || !*path)
+        return warren_error_set(err, WARREN_ERR_INVALID_PARAMS, "test.touch: expected [path]");
+    f = fopen(path, "a");
+    if (!f)
+        return warren_error_set(err, WARREN_ERR_INTERNAL, "test.touch: %s: %s", path,
+                                strerror(errno));
+    fputs("ran\n", f);
+    if (fclose(f) != 0)
+        return warren_error_set(err, WARREN_ERR_INTERNAL, "test.touch: %s: %s", path,
+                                strerror(errno));
+    *result = json_incref(json_array_get(params, 0));
+    return 0;
+}
+
 static const warren_method test_methods[] = {
     {.name = "test.sleep", .handler = test_sleep, .summary = "sleep [seconds] (0..3600)"},
     {.name = "test.fail", .handler = test_fail, .summary = "fail with code 1001"},
     {.name = "test.crash", .handler = test_crash, .summary = "crash the worker with SIGSEGV"},
     {.name = "test.first", .handler = test_first, .summary = "return the first param"},
     {.name = "test.message", .handler = test_message, .summary = "describe the AMQP message"},
+    {.name = "test.touch", .handler = test_touch, .summary = "append a line to a file [path]"},
     {0},
 };
 

@@ -34,18 +34,34 @@ static json_t *status(const wr_builtins *b)
                    (json_int_t)getpid(), "worker_index", b->index, "version", WARREN_VERSION,
                    "uptime_s", up > 0 ? (double)up / 1000.0 : 0.0, "requests",
                    (json_int_t)*b->handled, "failed", (json_int_t)*b->failed, "plugins", plugins);
-    /* Replies that reached no one: returned (no queue took them) or
-     * nacked by the broker; their requests were acked all the same. */
-    if (st && b->returned)
-        json_object_set_new(st, "replies_returned", json_integer((json_int_t)*b->returned));
-    if (st && b->nacked)
-        json_object_set_new(st, "replies_nacked", json_integer((json_int_t)*b->nacked));
+    return st;
+}
+
+/* ST (warren.status, taken) with the counters kept beside the worker's
+ * own: "expired", the requests answered with the deadline error instead of
+ * being run (counted in "requests" and "failed" too); "replies_returned"
+ * and "replies_nacked", replies that reached no one (no queue took them,
+ * or the broker refused them), whose requests were acked all the same. */
+static json_t *with_counters(const wr_builtins *b, json_t *st)
+{
+    const struct {
+        const char *name;
+        const unsigned long *value;
+    } counters[] = {
+        {"expired", b->expired},
+        {"replies_returned", b->returned},
+        {"replies_nacked", b->nacked},
+    };
+
+    for (size_t i = 0; st && i < sizeof counters / sizeof counters[0]; i++)
+        if (counters[i].value)
+            json_object_set_new(st, counters[i].name, json_integer((json_int_t)*counters[i].value));
     return st;
 }
 
 json_t *wr_builtin_call(const wr_builtins *b, const char *name)
 {
     if (strcmp(name, WR_BUILTIN_STATUS) == 0)
-        return status(b);
+        return with_counters(b, status(b));
     return json_null();
 }

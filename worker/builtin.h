@@ -23,6 +23,7 @@ typedef struct wr_builtins {
     const unsigned long *failed;
     const unsigned long *returned; /* replies no queue took; may be NULL */
     const unsigned long *nacked;   /* replies the broker nacked; may be NULL */
+    const unsigned long *expired;  /* not run: deadline passed; NULL: not counted */
     const wr_plugins *plugins;
 } wr_builtins;
 

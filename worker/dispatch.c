@@ -26,7 +26,14 @@ static const wr_format_ops *ops_for(int format)
 
 void wr_dispatch_prepare(wr_job *job, const wr_route *route, const wr_delivery *in, long max_size)
 {
+    wr_dispatch_prepare_limited(job, route, in, max_size, WR_DEFAULT_MAX_BATCH);
+}
+
+void wr_dispatch_prepare_limited(wr_job *job, const wr_route *route, const wr_delivery *in,
+                                 long max_size, size_t max_batch)
+{
     memset(job, 0, sizeof *job);
+    job->max_batch = max_batch;
     job->route = route;
     job->ops = ops_for(route->format);
     job->in = *in;
@@ -90,6 +97,44 @@ void wr_dispatch_refuse(wr_job *job, const char *why)
 {
     job->nerrors = 1;
     job->ops->fail(job, WARREN_ERR_INTERNAL, why, NULL);
+}
+
+int wr_dispatch_expired(wr_job *job, long long now_ms, wr_expired_stats *st)
+{
+    long long late = now_ms - job->in.deadline_ms;
+    const char *from = job->in.deadline_from ? job->in.deadline_from : "deadline";
+    const char *id = job->in.correlation_id ? job->in.correlation_id : "-";
+    char msg[96];
+
+    if (job->in.deadline_ms <= 0 || late <= 0)
+        return 0;
+    snprintf(msg, sizeof msg, "deadline passed %lld ms ago", late);
+    job->nerrors = 1;
+    job->ops->fail(job, WR_ERR_DEADLINE, msg,
+                   json_pack("{s:I, s:I, s:s}", "deadline_ms", (json_int_t)job->in.deadline_ms,
+                             "late_ms", (json_int_t)late, "from", from));
+    st->count++;
+    /* A backlog that outlived its callers can be thousands of requests:
+     * one info line per interval says so, with how many came since the
+     * last; each one gets a debug line. */
+    if (st->last_info_ms && now_ms - st->last_info_ms < WR_EXPIRED_LOG_INTERVAL_MS) {
+        st->unlogged++;
+        wr_debug("route %s: request %.100s (%.100s) not run: its %s passed %lld ms ago", job->label,
+                 id, wr_dispatch_method(job), from, late);
+        return 1;
+    }
+    if (st->unlogged)
+        wr_info("route %s: request %.100s (%.100s) not run: its %s passed %lld ms ago; answered "
+                "with error %d (%lu in all, %lu since the last such line)",
+                job->label, id, wr_dispatch_method(job), from, late, WR_ERR_DEADLINE, st->count,
+                st->unlogged + 1);
+    else
+        wr_info("route %s: request %.100s (%.100s) not run: its %s passed %lld ms ago; answered "
+                "with error %d (%lu in all)",
+                job->label, id, wr_dispatch_method(job), from, late, WR_ERR_DEADLINE, st->count);
+    st->unlogged = 0;
+    st->last_info_ms = now_ms;
+    return 1;
 }
 
 int wr_dispatch_call(wr_job *job, const wr_dispatcher *d, const char *method, json_t *params,

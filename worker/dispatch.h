@@ -37,6 +37,11 @@ typedef struct wr_delivery {
     int bad_code;
     char bad_message[128];
     char *body_buf; /* owned: the unwrapped body that BODY points to, or NULL */
+    /* When the caller stops listening, unix ms (worker/delivery.c,
+     * wr_delivery_deadline_ms); 0: no deadline.  DEADLINE_FROM says what
+     * set it ("x-deadline" or "expiration"; static). */
+    long long deadline_ms;
+    const char *deadline_from;
 } wr_delivery;
 
 /* What methods are called with. */
@@ -80,6 +85,7 @@ struct wr_job {
     char bad_message[128]; /* ... with this text */
     int oversize;          /* body longer than the limit; not decoded */
     long max_size;
+    size_t max_batch; /* jsonrpc: most calls in a batch (0: no limit) */
 
     /* Filled by run (or fail). */
     char *reply; /* owned: the body to publish, NULL when nothing to send */
@@ -98,6 +104,13 @@ struct wr_job {
  * ROUTE and what IN points to must outlive JOB. */
 void wr_dispatch_prepare(wr_job *job, const wr_route *route, const wr_delivery *in, long max_size);
 
+/* The same, with a JSON-RPC batch of more than MAX_BATCH calls (0: no
+ * limit; wr_dispatch_prepare uses WR_DEFAULT_MAX_BATCH) answered with one
+ * -32600 error instead of being run. */
+#define WR_DEFAULT_MAX_BATCH 1000
+void wr_dispatch_prepare_limited(wr_job *job, const wr_route *route, const wr_delivery *in,
+                                 long max_size, size_t max_batch);
+
 /* Method of the first call, for status lines; borrowed; "-" when none. */
 const char *wr_dispatch_method(const wr_job *job);
 
@@ -108,6 +121,30 @@ void wr_dispatch_run(wr_job *job, const wr_dispatcher *d);
 /* Instead of running JOB (prepared), answer it with a -32603 error saying
  * WHY, when the caller expects an answer. */
 void wr_dispatch_refuse(wr_job *job, const char *why);
+
+/* The error code of a request whose deadline passed before it ran. */
+#define WR_ERR_DEADLINE (-32000)
+
+/* Requests not run because their deadline had passed: the count that
+ * warren.status shows, and the state of the rate-limited log line. */
+typedef struct wr_expired_stats {
+    unsigned long count;
+    unsigned long unlogged; /* since the last info line */
+    long long last_info_ms; /* when that line was written (0: never) */
+} wr_expired_stats;
+
+/* Expired requests get one info line per this many ms (the first at
+ * once); the others a debug line each. */
+#define WR_EXPIRED_LOG_INTERVAL_MS 10000
+
+/*
+ * Has JOB's deadline (JOB->in.deadline_ms, worker/delivery.c) passed at
+ * NOW_MS (unix)?  Then its reply is the route's error for it where the
+ * caller can still listen (code WR_ERR_DEADLINE, "deadline passed N ms
+ * ago", data {"deadline_ms", "late_ms", "from"}), it is counted and logged
+ * in ST, and 1 is returned: do not run it.  0 otherwise.
+ */
+int wr_dispatch_expired(wr_job *job, long long now_ms, wr_expired_stats *st);
 
 /*
  * Call METHOD with PARAMS (borrowed; may be NULL) for JOB: a built-in

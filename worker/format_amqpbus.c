@@ -41,7 +41,7 @@ static void bad(wr_job *job, int code, const char *message)
 static void prepare(wr_job *job)
 {
     json_error_t e;
-    json_t *body = json_loadb(job->in.body, job->in.len, 0, &e), *q, *qid;
+    json_t *body = json_loadb(job->in.body, job->in.len, JSON_ALLOW_NUL, &e), *q, *qid;
 
     if (!body) {
         bad(job, WARREN_ERR_PARSE, "Parse error: the body is not a JSON object");

@@ -22,7 +22,7 @@
 
 static void prepare(wr_job *job)
 {
-    wr_jsonrpc_decode(job->in.body, job->in.len, &job->req);
+    wr_jsonrpc_decode_max(job->in.body, job->in.len, job->max_batch, &job->req);
 }
 
 static const char *method(const wr_job *job)

@@ -28,7 +28,7 @@ static void prepare(wr_job *job)
      * string: what the status demo's clients send. */
     if (job->in.len == 0)
         v = json_string("");
-    else if (!(v = json_loadb(job->in.body, job->in.len, JSON_DECODE_ANY, NULL)))
+    else if (!(v = json_loadb(job->in.body, job->in.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)))
         v = json_stringn(job->in.body, job->in.len);
     if (!v) {
         job->bad_code = WARREN_ERR_PARSE;

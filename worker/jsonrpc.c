@@ -9,9 +9,12 @@
  *   - JSON_DECODE_ANY, so a bare scalar ("42") parses and is then refused
  *     as -32600 Invalid Request (it is valid JSON, just not a request);
  *     without the flag jansson would call it a parse error.
- *   - No JSON_ALLOW_NUL: handlers see C strings, and a "\u0000" inside a
- *     method name would silently cut it short ("echo\u0000x" would call
- *     echo), so such bodies are parse errors.
+ *   - JSON_ALLOW_NUL: "a\u0000b" is valid JSON, and a handler that reads
+ *     strings with json_string_length() gets all of it (echo returns it
+ *     whole).  Where a C string would cut it short, it is refused: a
+ *     method name holding \u0000 is an invalid request (else
+ *     "echo\u0000x" would call echo), and such an id is not made into a
+ *     routing key.
  *   - No JSON_REJECT_DUPLICATES: duplicate keys are accepted, the last
  *     one wins, as in most JSON parsers clients are tested against.
  *   - jansson rejects invalid UTF-8 and trailing garbage by itself.
@@ -22,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const size_t decode_flags = JSON_DECODE_ANY;
+static const size_t decode_flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
 
 /* The standard text for CODE, used when a caller passes no message. */
 static const char *standard_message(int code)
@@ -190,6 +193,13 @@ static void decode_call(json_t *entry, wr_rpc_call *c)
         return;
     }
 
+    if (strlen(json_string_value(method)) != json_string_length(method)) {
+        c->id = id ? id : json_null();
+        c->error = entry_error(id, WARREN_ERR_INVALID_REQUEST,
+                               "Invalid Request: method must not contain \\u0000");
+        return;
+    }
+
     c->id = id; /* NULL: a notification */
     params = json_object_get(entry, "params");
     if (params && !json_is_array(params) && !json_is_object(params)) {
@@ -203,6 +213,11 @@ static void decode_call(json_t *entry, wr_rpc_call *c)
 
 void wr_jsonrpc_decode(const char *body, size_t len, wr_rpc_request *req)
 {
+    wr_jsonrpc_decode_max(body, len, 0, req);
+}
+
+void wr_jsonrpc_decode_max(const char *body, size_t len, size_t max_batch, wr_rpc_request *req)
+{
     json_error_t jerr;
     char msg[256];
     size_t n;
@@ -215,9 +230,10 @@ void wr_jsonrpc_decode(const char *body, size_t len, wr_rpc_request *req)
 
     req->root = json_loadb(body, len, decode_flags, &jerr);
     if (!req->root) {
-        /* jansson's own text names its flag; the caller cannot act on it. */
-        const char *what = json_error_code(&jerr) == json_error_null_character
-                               ? "\\u0000 is not allowed in strings"
+        /* \u0000 is allowed in strings but not in object keys (jansson's
+         * keys are C strings); its own text there is terse. */
+        const char *what = json_error_code(&jerr) == json_error_null_byte_in_key
+                               ? "\\u0000 is not allowed in object keys"
                                : jerr.text;
         snprintf(msg, sizeof msg, "Parse error: %s at line %d column %d", what, jerr.line,
                  jerr.column);
@@ -233,6 +249,12 @@ void wr_jsonrpc_decode(const char *body, size_t len, wr_rpc_request *req)
         if (n == 0) {
             req->error = wr_jsonrpc_error(NULL, WARREN_ERR_INVALID_REQUEST,
                                           "Invalid Request: empty batch", NULL);
+            return;
+        }
+        if (max_batch && n > max_batch) {
+            snprintf(msg, sizeof msg, "Invalid Request: a batch of %zu calls, over max_batch (%zu)",
+                     n, max_batch);
+            req->error = wr_jsonrpc_error(NULL, WARREN_ERR_INVALID_REQUEST, msg, NULL);
             return;
         }
     } else {
@@ -273,7 +295,9 @@ char *wr_jsonrpc_id_text(const json_t *id)
     char *s = NULL;
 
     if (json_is_string(id))
-        return strdup(json_string_value(id));
+        return strlen(json_string_value(id)) == json_string_length(id)
+                   ? strdup(json_string_value(id))
+                   : NULL;
     if (json_is_integer(id))
         return asprintf(&s, "%" JSON_INTEGER_FORMAT, json_integer_value(id)) < 0 ? NULL : s;
     if (json_is_real(id))

@@ -41,12 +41,15 @@ typedef struct wr_rpc_request {
  * every problem becomes an error response inside REQ:
  *   -32700 not JSON, invalid UTF-8, empty body
  *   -32600 not an object/array, empty batch, batch entry not an object,
- *          jsonrpc != "2.0", method missing or not a string, id not a
- *          string/number/null
+ *          jsonrpc != "2.0", method missing or not a string (or holding
+ *          \u0000), id not a string/number/null
  *   -32602 params present but neither an array nor an object
  * Free with wr_jsonrpc_request_free.
  */
 void wr_jsonrpc_decode(const char *body, size_t len, wr_rpc_request *req);
+/* The same, refusing a batch of more than MAX_BATCH entries (0: no limit)
+ * as one -32600 error, without decoding its calls. */
+void wr_jsonrpc_decode_max(const char *body, size_t len, size_t max_batch, wr_rpc_request *req);
 void wr_jsonrpc_request_free(wr_rpc_request *req);
 
 /* {"jsonrpc":"2.0","result":RESULT,"id":ID}.  New reference.  RESULT is
@@ -66,7 +69,7 @@ char *wr_jsonrpc_encode(const json_t *response, size_t *len);
 
 /* A request id as text, for routing keys built from it ("q538", "42",
  * "1.5"): malloc'd, or NULL for an id that is absent, null, not a string
- * or number, or out of memory. */
+ * or number, a string holding \u0000, or out of memory. */
 char *wr_jsonrpc_id_text(const json_t *id);
 
 #endif

@@ -107,6 +107,7 @@ typedef struct worker {
 
     unsigned long handled, failed;
     unsigned long returned, nacked; /* replies that reached no one */
+    wr_expired_stats expired;       /* not run: their deadline had passed */
     int ipc_ok;
 
     wr_commands commands; /* from the supervisor, on stdin */
@@ -185,7 +186,8 @@ static int start_job(worker *w, request *rq)
         free_request(rq);
         return st == AMQP_STATUS_OK ? 0 : -1;
     }
-    wr_dispatch_prepare(&w->job, w->route, &w->in, w->cfg->max_message_size);
+    wr_dispatch_prepare_limited(&w->job, w->route, &w->in, w->cfg->max_message_size,
+                                (size_t)w->cfg->max_batch);
     w->cur = rq;
     w->busy = 1;
 
@@ -202,6 +204,12 @@ static int start_job(worker *w, request *rq)
                               : NULL;
     if (poison)
         return refuse_job(w, poison);
+    /* Its caller stopped listening: answer, ack, do not run it. */
+    if (wr_dispatch_expired(&w->job, wr_delivery_now_ms(), &w->expired)) {
+        int rc = finish_job(w, 0);
+        drop_job(w);
+        return rc;
+    }
     report(w, &m);
     wr_runner_submit(w->runner, &w->job);
     return 0;
@@ -631,6 +639,7 @@ static int worker_open(worker *w, const char *plugin_dir, long long started_ms)
         .failed = &w->failed,
         .returned = &w->returned,
         .nacked = &w->nacked,
+        .expired = &w->expired.count,
         .plugins = w->plugins,
     };
     w->dispatcher = (wr_dispatcher){

@@ -698,6 +698,7 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "shutdown_timeout = 30\n"
                            "max_attempts = 3\n"
                            "builtin_methods = yes\n"
+                           "max_batch = 1000\n"
                            "\n"
                            "[plugins]\n"
                            "\n"

@@ -660,3 +660,46 @@ Test(dispatch, amqp10_legacy_headers_reach_the_handler_decoded)
     wr_dispatch_free(&job);
     wr_delivery_free(&in);
 }
+
+/* ---- \u0000 inside strings -------------------------------------------- */
+
+Test(dispatch, nul_in_strings_on_every_format)
+{
+    wr_job job;
+    json_t *r;
+
+    /* jsonrpc: echo returns it whole. */
+    run_on(&job, &route,
+           "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"a\\u0000b\"],\"id\":1}", 62,
+           "r");
+    r = json_loadb(job.reply, job.reply_len, JSON_ALLOW_NUL, NULL);
+    cr_expect_eq(json_string_length(json_array_get(json_object_get(r, "result"), 0)), 3, "%s",
+                 job.reply);
+    json_decref(r);
+    wr_dispatch_free(&job);
+
+    /* raw: the JSON string is the argument; test.first's string result
+     * goes back as its bare text, NUL included. */
+    run_on(
+        &job,
+        &(wr_route){.name = "raw", .queue = "q", .format = WR_FORMAT_RAW, .method = "test.first"},
+        "\"a\\u0000b\"", 10, "r");
+    cr_assert_eq(job.reply_len, 3);
+    cr_expect(memcmp(job.reply, "a\0b", 3) == 0);
+    cr_expect_str_eq(job.reply_type, "text/plain");
+    wr_dispatch_free(&job);
+
+    /* amqpbus: in the payload it is fine, in the qid (a routing key word)
+     * it is refused. */
+    run_on(&job, &bus, "{\"q\":\"a\\u0000b\",\"qid\":\"q1\"}", 27, NULL);
+    r = json_loadb(job.reply, job.reply_len, JSON_ALLOW_NUL, NULL);
+    cr_expect_eq(json_string_length(json_array_get(r, 0)), 3, "%s", job.reply);
+    json_decref(r);
+    wr_dispatch_free(&job);
+    run_on(&job, &bus, "{\"q\":1,\"qid\":\"q\\u0000x\"}", 24, "r");
+    r = json_loadb(job.reply, job.reply_len, 0, NULL);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(r, "error"), "code")), -32600,
+                 "%s", job.reply);
+    json_decref(r);
+    wr_dispatch_free(&job);
+}

@@ -277,13 +277,50 @@ Test(jsonrpc, overlong_utf8_is_a_parse_error)
     assert_whole_body_error(body, sizeof body - 1, -32700, "Parse error:");
 }
 
-Test(jsonrpc, nul_in_a_string_is_a_parse_error)
+Test(jsonrpc, nul_in_a_string_is_accepted_whole)
 {
-    /* Valid JSON, but handlers see C strings: "echo\u0000x" would call
-     * echo.  Refused rather than cut short. */
+    /* Valid JSON: the string reaches the handler whole, length 3. */
+    const char body[] = "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"a\\u0000b\"],"
+                        "\"id\":1}";
+    wr_rpc_request req;
+    json_t *s;
+
+    wr_jsonrpc_decode(body, sizeof body - 1, &req);
+    cr_assert_null(req.error);
+    cr_assert_null(req.calls[0].error);
+    s = json_array_get(req.calls[0].params, 0);
+    cr_assert_eq(json_string_length(s), 3);
+    cr_assert(memcmp(json_string_value(s), "a\0b", 3) == 0);
+    wr_jsonrpc_request_free(&req);
+}
+
+Test(jsonrpc, nul_in_a_method_name_is_an_invalid_request)
+{
+    /* Read as a C string, "echo\u0000x" would call echo. */
     const char body[] = "{\"jsonrpc\":\"2.0\",\"method\":\"echo\\u0000x\",\"id\":1}";
+    wr_rpc_request req;
+
+    wr_jsonrpc_decode(body, sizeof body - 1, &req);
+    cr_assert_null(req.error);
+    cr_assert_eq(req.ncalls, 1);
+    cr_assert_null(req.calls[0].method);
+    assert_error(req.calls[0].error, -32600, "Invalid Request: method must not contain", "1");
+    wr_jsonrpc_request_free(&req);
+}
+
+Test(jsonrpc, nul_in_a_key_is_a_parse_error)
+{
+    const char body[] = "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"a\\u0000b\":1,\"id\":1}";
     assert_whole_body_error(body, sizeof body - 1, -32700,
-                            "Parse error: \\u0000 is not allowed in strings at line 1");
+                            "Parse error: \\u0000 is not allowed in object keys at line 1");
+}
+
+Test(jsonrpc, id_with_nul_makes_no_routing_key)
+{
+    json_t *id = json_stringn("a\0b", 3);
+
+    cr_assert_null(wr_jsonrpc_id_text(id));
+    json_decref(id);
 }
 
 Test(jsonrpc, raw_nul_byte_is_a_parse_error)
@@ -319,6 +356,55 @@ Test(jsonrpc, scalar_bodies_are_invalid_requests)
     for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++)
         assert_whole_body_error(bodies[i], strlen(bodies[i]), -32600,
                                 "Invalid Request: expected an object or an array");
+}
+
+/* A batch of N echo calls, as JSON text (malloc'd). */
+static char *batch_of(size_t n)
+{
+    static const char call[] = "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}";
+    char *body = malloc(n * sizeof call + 3), *p = body;
+
+    cr_assert_not_null(body);
+    *p++ = '[';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        memcpy(p, call, sizeof call - 1);
+        p += sizeof call - 1;
+    }
+    *p++ = ']';
+    *p = '\0';
+    return body;
+}
+
+Test(jsonrpc, batch_over_max_batch_is_one_invalid_request)
+{
+    wr_rpc_request req;
+    char *body = batch_of(1001);
+
+    wr_jsonrpc_decode_max(body, strlen(body), 1000, &req);
+    cr_assert_eq(req.ncalls, 0, "none of its calls is decoded");
+    cr_assert_null(req.calls);
+    assert_error(req.error, -32600, "Invalid Request: a batch of 1001 calls, over max_batch (1000)",
+                 "null");
+    wr_jsonrpc_request_free(&req);
+    free(body);
+
+    /* At the limit, and without one. */
+    body = batch_of(1000);
+    wr_jsonrpc_decode_max(body, strlen(body), 1000, &req);
+    cr_assert_null(req.error);
+    cr_assert_eq(req.ncalls, 1000);
+    wr_jsonrpc_request_free(&req);
+    free(body);
+    body = batch_of(3);
+    wr_jsonrpc_decode_max(body, strlen(body), 2, &req);
+    cr_assert_not_null(req.error);
+    wr_jsonrpc_request_free(&req);
+    wr_jsonrpc_decode_max(body, strlen(body), 0, &req);
+    cr_assert_eq(req.ncalls, 3);
+    wr_jsonrpc_request_free(&req);
+    free(body);
 }
 
 Test(jsonrpc, empty_batch_is_an_invalid_request)
