@@ -75,7 +75,15 @@ cmd_start() {
     local dir=$1 n
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    [ -f "$dir/uris" ] && die "$dir: a cluster is there (stop it first: $0 stop '$dir')"
+    if [ -f "$dir/uris" ] || [ -d "$dir/1" ]; then
+        for n in $(seq 1 $NODES); do
+            if "$BROKER" ctl "$dir/$n" status >/dev/null 2>&1; then
+                die "$dir: a cluster is running there (stop it first: $0 stop '$dir')"
+            fi
+        done
+        cmd_stop "$dir" # the remains of a run that was killed
+        mkdir -p "$dir"
+    fi
     od -An -N20 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F >"$dir/cookie"
     free_port >"$dir/epmd_port"
     export WARREN_BROKER_COOKIE WARREN_BROKER_EPMD_PORT

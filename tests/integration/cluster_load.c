@@ -280,12 +280,22 @@ static int poll_once(wr_load *l)
         on_confirm(l, n->delivery_tag, n->multiple, 0);
         return 0;
     }
-    case AMQP_CHANNEL_CLOSE_METHOD:
-        drop_connection(l, "the broker closed the channel");
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        amqp_channel_close_t *m = f.payload.method.decoded;
+        char why[300];
+        snprintf(why, sizeof why, "the broker closed the channel: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (char *)m->reply_text.bytes);
+        drop_connection(l, why);
         return -1;
-    case AMQP_CONNECTION_CLOSE_METHOD:
-        drop_connection(l, "the broker closed the connection");
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_connection_close_t *m = f.payload.method.decoded;
+        char why[300];
+        snprintf(why, sizeof why, "the broker closed the connection: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (char *)m->reply_text.bytes);
+        drop_connection(l, why);
         return -1;
+    }
     case AMQP_BASIC_CANCEL_METHOD:
         drop_connection(l, "the broker cancelled the reply consumer");
         return -1;
