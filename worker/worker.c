@@ -577,7 +577,7 @@ static void run(worker *w)
              * polite close handshake. */
             amqp_destroy_connection(w->conn);
             w->conn = NULL;
-            wr_warn("broker %s: connection lost; %s", node,
+            wr_warn("broker %s: disconnected; %s", node,
                     nodes.n > 1 ? "moving to the next node" : "reconnecting");
         }
         if (nodes.n > 1)
