@@ -34,6 +34,7 @@
  */
 #include "config/config.h"
 
+#include <amqp.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -43,6 +44,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/nodes.h"
 #include "common/xalloc.h"
 
 /* inih's line buffer holds INI_MAX_LINE bytes with the newline and NUL.
@@ -56,6 +58,8 @@
 #define PLUGIN_KEY_CHARS "_.-"
 
 enum type { T_STRING, T_INT, T_SIZE, T_LIST, T_CHOICE };
+
+struct load;
 
 /* One accepted word of a T_CHOICE key and the int it is stored as. */
 struct choice {
@@ -73,6 +77,11 @@ struct key {
     const char *def;              /* default as written in the file; NULL: none */
     const char *word_chars;       /* T_LIST: what a word may hold besides [A-Za-z0-9]; NULL: any */
     const struct choice *choices; /* T_CHOICE: the accepted words, ended by {NULL} */
+    /* T_LIST keys that may be given several times (each adds words, an
+     * override replaces them all), split at white space only and written
+     * back one line per word; CHECK vets each word at its line. */
+    bool repeat;
+    void (*check)(struct load *l, const char *word, int loc);
 };
 
 #define C(field) offsetof(wr_config, field)
@@ -150,10 +159,12 @@ enum key_id {
  * a NULL section that crashes the first load of any test).  Keep each
  * section's keys together: wr_config_write() writes them in this order,
  * one header per run. */
+static void check_uri(struct load *l, const char *uri, int loc);
+
 static const struct key keys[NKEYS] = {
     /* section, key, type, offset, count, min, max, default, word chars, choices */
-    [K_BROKER_URI] = {"broker", "uri", T_STRING, C(broker_uri), 0, 0, 0,
-                      "amqp://guest:guest@127.0.0.1:5672/", NULL, NULL},
+    [K_BROKER_URI] = {"broker", "uri", T_LIST, C(broker_uris), C(nbroker_uris), 0, 0,
+                      "amqp://guest:guest@127.0.0.1:5672/", NULL, NULL, true, check_uri},
     [K_BROKER_HEARTBEAT] = {"broker", "heartbeat", T_INT, C(heartbeat), 0, 0, 3600, "30", NULL,
                             NULL},
     [K_BROKER_CONNECT_TIMEOUT] = {"broker", "connect_timeout", T_INT, C(connect_timeout), 0, 1, 600,
@@ -366,16 +377,33 @@ static const char *size_text(long n, char *buf, size_t len)
     return buf;
 }
 
-/* Words separated by spaces and/or commas; each must be a word_chars word
- * (if the key says so) and appear once.  Replaces the list on success. */
-static void set_list(struct load *l, const struct key *k, char *base, const char *value, int loc)
+/* Words separated by spaces and/or commas (a repeat key: spaces only);
+ * each must be a word_chars word (if the key says so) and appear once.
+ * Replaces the list on success, or with APPEND adds to it. */
+static void set_list(struct load *l, const struct key *k, char *base, const char *value, int loc,
+                     bool append)
 {
     char *copy = wr_xstrdup(value), *save = NULL, **words = NULL;
+    const char *seps = k->repeat ? " \t" : " \t,";
     size_t n = 0;
     bool ok = true;
 
-    for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+    if (k->repeat && !value[strspn(value, seps)]) { /* a list that must not be empty */
+        problem(l, loc, "%s: expected a non-empty value", k->name);
+        free(copy);
+        return;
+    }
+    if (append) {
+        char *const *old = *(char **const *)(base + k->offset);
+
+        n = *(size_t *)(base + k->count_offset);
+        words = wr_xrealloc(NULL, (n + 1) * sizeof *words);
+        for (size_t i = 0; i < n; i++)
+            words[i] = wr_xstrdup(old[i]);
+    }
+    for (char *w = strtok_r(copy, seps, &save); w; w = strtok_r(NULL, seps, &save)) {
         bool twice = false;
+        char node[256];
 
         for (size_t i = 0; i < n; i++)
             twice |= !strcmp(words[i], w);
@@ -383,9 +411,13 @@ static void set_list(struct load *l, const struct key *k, char *base, const char
             problem(l, loc, "%s: \"%s\" must match [A-Za-z0-9%s]+", k->name, w, k->word_chars);
             ok = false;
         } else if (twice) {
-            problem(l, loc, "%s: \"%s\" listed twice", k->name, w);
+            /* A URI may hold a password: name its node only. */
+            problem(l, loc, "%s: \"%s\" listed twice", k->name,
+                    k->check == check_uri ? wr_uri_node(w, node, sizeof node) : w);
             ok = false;
         } else {
+            if (k->check)
+                k->check(l, w, loc);
             words = wr_xrealloc(words, (n + 1) * sizeof *words);
             words[n++] = wr_xstrdup(w);
         }
@@ -451,7 +483,7 @@ static void set_value(struct load *l, const struct key *k, char *base, const cha
         *(long *)(base + k->offset) = n;
         return;
     case T_LIST:
-        set_list(l, k, base, value, loc);
+        set_list(l, k, base, value, loc, false);
         return;
     case T_CHOICE:
         set_choice(l, k, base, value, loc);
@@ -531,6 +563,10 @@ static void set_key(struct load *l, const char *name, const char *value, int loc
     } else {
         base = (char *)l->cfg;
         given = &l->given[i];
+    }
+    if (*given && !replace && keys[i].repeat) {
+        set_list(l, &keys[i], base, value, loc, true); /* another uri line: one more node */
+        return;
     }
     if (*given && !replace) {
         problem(l, loc, "%s: given twice (first at line %d)", name, *given);
@@ -756,24 +792,40 @@ static void fill_defaults(struct load *l)
     }
 }
 
+/* One [broker] uri, at its line.  A bad one is refused here, where
+ * --check and the systemd unit's ExecStartPre see it, instead of workers
+ * retrying it forever. */
+static void check_uri(struct load *l, const char *uri, int loc)
+{
+    struct amqp_connection_info info;
+    char *copy;
+
+    /* amqps:// would parse: the connection code has no TLS yet. */
+    if (!strncmp(uri, "amqps://", 8)) {
+        problem(l, loc, "uri: amqps:// (TLS) is not supported yet; use amqp://");
+        return;
+    }
+    if (strncmp(uri, "amqp://", 7)) {
+        problem(l, loc, "uri: expected an amqp:// URI, got \"%s\"", uri);
+        return;
+    }
+    copy = wr_xstrdup(uri);                            /* amqp_parse_url writes into it */
+    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) /* not echoed: it may hold a password */
+        problem(l, loc,
+                "uri: not a valid AMQP URI (expected amqp://USER:PASSWORD@HOST:PORT/VHOST)");
+    free(copy);
+}
+
 /* The second pass: rules between fields, each pointing at the line that
  * breaks it. */
 static void validate(struct load *l)
 {
     wr_config *cfg = l->cfg;
-    const char *uri = cfg->broker_uri;
 
     /* Plugin load errors are found later (by the loader); let them point
      * at the line that listed the plugins. */
     cfg->plugins_line = l->given[K_PLUGINS_LOAD] > 0 ? l->given[K_PLUGINS_LOAD] : 0;
-
-    /* amqps:// would parse, and then every worker would retry forever:
-     * the connection code has no TLS yet.  Refuse it here, where --check
-     * and the systemd unit's ExecStartPre see it. */
-    if (uri && !strncmp(uri, "amqps://", 8))
-        problem(l, l->given[K_BROKER_URI], "uri: amqps:// (TLS) is not supported yet; use amqp://");
-    else if (uri && strncmp(uri, "amqp://", 7))
-        problem(l, l->given[K_BROKER_URI], "uri: expected an amqp:// URI, got \"%s\"", uri);
+    cfg->broker_uri = cfg->nbroker_uris ? cfg->broker_uris[0] : NULL;
 
     for (size_t r = 0; r < cfg->nroutes; r++) {
         const int *given = l->routes[r].given;
@@ -913,6 +965,11 @@ static void write_value(FILE *out, const struct key *k, const char *base)
 
         if (!n)
             break; /* unset reads back as empty */
+        if (k->repeat) {
+            for (size_t i = 0; i < n; i++)
+                fprintf(out, "%s = %s\n", k->name, words[i]);
+            break;
+        }
         fprintf(out, "%s =", k->name);
         for (size_t i = 0; i < n; i++)
             fprintf(out, " %s", words[i]);

@@ -72,7 +72,10 @@ typedef struct wr_plugin_section {
 typedef struct wr_config {
     char *path; /* file name as given, used in messages */
 
-    char *broker_uri;    /* default amqp://guest:guest@127.0.0.1:5672/ */
+    char **broker_uris;  /* [broker] uri, one or more nodes, owned; default
+                            amqp://guest:guest@127.0.0.1:5672/ */
+    size_t nbroker_uris; /* at least 1 */
+    char *broker_uri;    /* broker_uris[0] (borrowed), for code that needs one */
     int heartbeat;       /* seconds, 0 disables; default 30 */
     int connect_timeout; /* seconds; default 10 */
 

@@ -19,6 +19,7 @@
 #include "common/diag.h"
 #include "common/exitcodes.h"
 #include "common/log.h"
+#include "common/nodes.h"
 #include "config/config.h"
 #include "supervisor/supervisor.h"
 #include "worker/builtin.h"
@@ -120,6 +121,13 @@ static int run_check(const wr_config *cfg, const char *dir)
            wr_plugins_method_count(plugins), wr_plugins_method_count(plugins) == 1 ? "" : "s", dir);
     for (size_t i = 0; i < wr_plugins_method_count(plugins); i++)
         printf(" %s", wr_plugins_method_at(plugins, i)->method->name);
+    printf("\n");
+    /* Where workers connect: host:port/vhost only, never a password. */
+    printf("%s: broker node%s:", cfg->path, cfg->nbroker_uris == 1 ? "" : "s");
+    for (size_t i = 0; i < cfg->nbroker_uris; i++) {
+        char node[256];
+        printf(" %s", wr_uri_node(cfg->broker_uris[i], node, sizeof node));
+    }
     printf("\n");
     wr_plugins_unload(plugins);
     return WR_EXIT_OK;

@@ -9,8 +9,15 @@
 #   tests/broker.sh restart DIR      stop the node, keeping its state (durable queues,
 #                                    persistent messages), and start it again on the
 #                                    same ports (for the fault tests)
+#   tests/broker.sh halt DIR         stop the node but keep its state and DIR
+#   tests/broker.sh resume DIR       start a halted node again, same name, ports and state
 #
 # WARREN_BROKER_PORT=N fixes the AMQP port instead of picking a free one.
+# For a cluster (tests/cluster.sh), two more knobs at start:
+# WARREN_BROKER_EPMD_PORT=N makes the node use the epmd on that port (its
+# peers' too: Erlang nodes find each other through one epmd) and leave it
+# running when the node stops; WARREN_BROKER_COOKIE=TEXT is the Erlang
+# cookie instead of a random one (cluster members must share it).
 #
 # Why a private node: the tests must not depend on, or disturb, a broker
 # that happens to run on the machine (another engineer's suite, the system
@@ -63,7 +70,7 @@ die() {
 }
 
 usage() {
-    echo "usage: $0 start DIR | stop DIR | restart DIR | ctl DIR RABBITMQCTL-ARGS..." >&2
+    echo "usage: $0 start DIR | stop DIR | restart DIR | ctl DIR RABBITMQCTL-ARGS... | halt DIR | resume DIR" >&2
     exit 64
 }
 
@@ -180,7 +187,7 @@ start_once() {
     # 5672, so clients' defaults reach the node); otherwise any free one.
     amqp_port=${WARREN_BROKER_PORT:-$(free_port)}
     dist_port=$(free_port)
-    epmd_port=$(free_port)
+    epmd_port=${WARREN_BROKER_EPMD_PORT:-$(free_port)}
     if [ "$amqp_port" = "$dist_port" ] || [ "$dist_port" = "$epmd_port" ] ||
         [ "$amqp_port" = "$epmd_port" ]; then
         return 2
@@ -194,7 +201,11 @@ start_once() {
     echo "$state" >"$dir/state"
 
     # A cookie of its own, read by the server and rabbitmqctl from HOME.
-    od -An -N20 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F >"$state/.erlang.cookie"
+    if [ -n "${WARREN_BROKER_COOKIE:-}" ]; then
+        printf '%s' "$WARREN_BROKER_COOKIE" >"$state/.erlang.cookie"
+    else
+        od -An -N20 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F >"$state/.erlang.cookie"
+    fi
     chmod 400 "$state/.erlang.cookie"
 
     # One plugin, rabbitmq_amqp1_0 (the AMQP 1.0 clients' tests): in 3.x
@@ -232,6 +243,7 @@ export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127
 export ERL_CRASH_DUMP=$state/erl_crash.dump
 export ERL_EPMD_ADDRESS=127.0.0.1
 export ERL_EPMD_PORT=$epmd_port
+export WARREN_BROKER_SHARED_EPMD=${WARREN_BROKER_EPMD_PORT:+1}
 EOF2
     echo "amqp://guest:guest@127.0.0.1:$amqp_port/" >"$dir/uri"
     echo "amqp://guest:guest@127.0.0.1:$amqp_port" >"$dir/amqp10_uri"
@@ -329,7 +341,7 @@ kill_node() {
     # The private epmd daemonized itself out of our reach; it serves only
     # this node, so it goes too: ask it by its port, then make sure by the
     # pid listening there.
-    if [ -n "${ERL_EPMD_PORT:-}" ]; then
+    if [ -n "${ERL_EPMD_PORT:-}" ] && [ -z "${WARREN_BROKER_SHARED_EPMD:-}" ]; then
         epmd -port "$ERL_EPMD_PORT" -kill >/dev/null 2>&1 || true
         for pid in $(ss -Htlnp "sport = :$ERL_EPMD_PORT" 2>/dev/null |
             sed -n 's/.*"epmd",pid=\([0-9]*\).*/\1/p' | sort -u); do
@@ -372,14 +384,36 @@ cmd_ctl() {
     ctl "$@"
 }
 
+# Start a halted node again from DIR/env: the same name, ports, cookie and
+# state (a cluster member comes back as itself and rejoins its peers).
+cmd_resume() {
+    local dir=$1 pid
+    load_env "$dir" || die "$dir: no node there (run: $0 start '$dir')"
+    node_alive "$dir" && die "$dir: the node is running"
+    [ -d "$WARREN_BROKER_STATE" ] || die "$dir: its state dir $WARREN_BROKER_STATE is gone"
+    (cd "$WARREN_BROKER_STATE" && HOME=$WARREN_BROKER_STATE exec setsid "$SERVER") \
+        >>"$dir/server.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$dir/pid"
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until ctl await_startup --timeout 5 >/dev/null 2>&1; do
+        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            echo "broker.sh: node $RABBITMQ_NODENAME did not come back; server log:" >&2
+            tail -n 40 "$dir/server.log" >&2 || true
+            return 1
+        fi
+        sleep 0.5
+    done
+    cp "$WARREN_BROKER_STATE/beam.pid" "$dir/beam.pid" 2>/dev/null || true
+    echo "broker.sh: $RABBITMQ_NODENAME up again, $(cat "$dir/uri")"
+}
+
 # Stop the node in DIR as an operator would (`rabbitmqctl stop`: the
 # connections are closed, the queues and persistent messages stay on
-# disk), then start the same node again: same name, ports, cookie and
-# state dir, so clients reconnect to the URI they had.  Its private epmd
-# keeps running meanwhile.  Fails, with the server log, if it does not
-# come back within START_TIMEOUT.
+# disk), then start the same node again (cmd_resume), so clients
+# reconnect to the URI they had.  Its epmd keeps running meanwhile.
 cmd_restart() {
-    local dir=$1 pid deadline
+    local dir=$1 deadline
     load_env "$dir" || die "$dir: no node there (run: $0 start '$dir')"
     node_alive "$dir" || die "$dir: the node is not running"
     ctl stop >/dev/null 2>&1 || true
@@ -388,21 +422,7 @@ cmd_restart() {
         [ "$SECONDS" -lt "$deadline" ] || die "node $RABBITMQ_NODENAME did not stop within ${STOP_TIMEOUT}s"
         sleep 0.2
     done
-    local state=$WARREN_BROKER_STATE
-    (cd "$state" && HOME=$state exec setsid "$SERVER") >>"$dir/server.log" 2>&1 </dev/null &
-    pid=$!
-    echo "$pid" >"$dir/pid"
-    deadline=$((SECONDS + START_TIMEOUT))
-    until ctl await_startup --timeout 5 >/dev/null 2>&1; do
-        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-            echo "broker.sh: node $RABBITMQ_NODENAME did not come back; server log:" >&2
-            tail -n 40 "$dir/server.log" >&2 || true
-            exit 1
-        fi
-        sleep 0.5
-    done
-    cp "$state/beam.pid" "$dir/beam.pid" 2>/dev/null || true
-    echo "broker.sh: $RABBITMQ_NODENAME restarted, $(cat "$dir/uri")"
+    cmd_resume "$dir"
 }
 
 [ $# -ge 2 ] || usage
@@ -418,6 +438,15 @@ stop)
 restart)
     [ $# -eq 2 ] || usage
     cmd_restart "$2"
+    ;;
+halt)
+    [ $# -eq 2 ] || usage
+    load_env "$2" || die "$2: no node there"
+    kill_node "$2"
+    ;;
+resume)
+    [ $# -eq 2 ] || usage
+    cmd_resume "$2"
     ;;
 ctl)
     dir=$2

@@ -51,6 +51,7 @@
 #include "common/exitcodes.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "common/nodes.h"
 #include "worker/commands.h"
 #include "worker/delivery.h"
 #include "worker/dispatch.h"
@@ -725,23 +726,28 @@ static void run(worker *w)
 {
     const wr_config *cfg = w->cfg;
     wr_ipc_msg ready = {.type = WR_IPC_READY};
-    char name[64], err[512];
+    char name[64], err[512], node[256];
     int backoff = BACKOFF_MIN_MS;
+    wr_nodes nodes;
 
+    /* Worker N starts at node N mod count and moves to the next one after
+     * every failed connect or lost connection (common/nodes.c). */
+    wr_nodes_init(&nodes, cfg->broker_uris, cfg->nbroker_uris, w->index);
     snprintf(name, sizeof name, "warren worker %d (pid %d)", w->index, (int)getpid());
     while (!wr_signals_stopping()) {
-        w->conn = wr_amqp_connect(cfg->broker_uri, cfg->heartbeat, cfg->connect_timeout, name, err,
-                                  sizeof err);
+        wr_uri_node(wr_nodes_uri(&nodes), node, sizeof node);
+        w->conn = wr_amqp_connect(wr_nodes_uri(&nodes), cfg->heartbeat, cfg->connect_timeout, name,
+                                  err, sizeof err);
         if (!w->conn) {
-            wr_warn("broker: %s; retrying in %d ms", err, backoff);
+            wr_warn("broker %s: %s; retrying in %d ms", node, err, backoff);
         } else if (confirm_mode(w) < 0 ||
                    wr_topology_setup(w->conn, CHANNEL, cfg, w->queues, w->consumer_tags) < 0) {
             wr_amqp_close(w->conn);
             w->conn = NULL;
         } else {
             backoff = BACKOFF_MIN_MS;
-            wr_info("consuming from %zu route%s, prefetch %d", cfg->nroutes,
-                    cfg->nroutes == 1 ? "" : "s", cfg->prefetch);
+            wr_info("consuming from %zu route%s, prefetch %d, on broker %s", cfg->nroutes,
+                    cfg->nroutes == 1 ? "" : "s", cfg->prefetch, node);
             report(w, &ready);
             int why = serve(w);
             abandon_work(w);
@@ -755,7 +761,11 @@ static void run(worker *w)
              * polite close handshake. */
             amqp_destroy_connection(w->conn);
             w->conn = NULL;
+            wr_warn("broker %s: disconnected; %s", node,
+                    nodes.n > 1 ? "moving to the next node" : "reconnecting");
         }
+        if (nodes.n > 1)
+            wr_nodes_next(&nodes);
         if (backoff_sleep(w, backoff))
             return;
         backoff = next_backoff(backoff);

@@ -109,6 +109,8 @@ static void expect_str_or_null(const char *got, const char *want)
 static void expect_same(const wr_config *a, const wr_config *b)
 {
     cr_expect_str_eq(a->broker_uri, b->broker_uri);
+    expect_words(a->broker_uris, a->nbroker_uris, (const char *const *)b->broker_uris,
+                 b->nbroker_uris);
     cr_expect_eq(a->heartbeat, b->heartbeat);
     cr_expect_eq(a->connect_timeout, b->connect_timeout);
     cr_expect_eq(a->workers, b->workers);
@@ -885,4 +887,53 @@ Test(config, free_is_safe_on_a_zeroed_or_freed_config)
     cr_expect(is_zeroed(&cfg));
     wr_config_free(&cfg);
     cr_expect(is_zeroed(&cfg));
+}
+
+/* ---- [broker] uri: one or more nodes ----------------------------------- */
+
+Test(config, uri_lines_and_lists_make_one_node_list)
+{
+    static const char *const want[] = {"amqp://a:1/", "amqp://b:2/", "amqp://c:3/"};
+    wr_config cfg, again;
+    wr_diag d = {0};
+    char *text;
+
+    load_ok(&cfg, "[broker]\nuri = amqp://a:1/  amqp://b:2/\nuri = amqp://c:3/\n" MINIMAL, NULL, 0);
+    expect_words(cfg.broker_uris, cfg.nbroker_uris, want, 3);
+    cr_expect_str_eq(cfg.broker_uri, "amqp://a:1/", "broker_uri is the first node");
+    /* Written back one line per node, and read back the same. */
+    text = written(&cfg);
+    cr_expect(strstr(text, "uri = amqp://a:1/\nuri = amqp://b:2/\nuri = amqp://c:3/\n") != NULL,
+              "%s", text);
+    cr_assert_eq(wr_config_load_string(&again, "again", text, NULL, 0, &d), 0);
+    expect_words(again.broker_uris, again.nbroker_uris, want, 3);
+    free(text);
+    wr_config_free(&again);
+    wr_config_free(&cfg);
+}
+
+Test(config, uri_override_replaces_the_whole_list)
+{
+    static const char *const ov[] = {"broker.uri=amqp://x:7/ amqp://y:8/"};
+    static const char *const want[] = {"amqp://x:7/", "amqp://y:8/"};
+    wr_config cfg;
+
+    load_ok(&cfg, "[broker]\nuri = amqp://a:1/\nuri = amqp://b:2/\n" MINIMAL, ov, 1);
+    expect_words(cfg.broker_uris, cfg.nbroker_uris, want, 2);
+    cr_expect_str_eq(cfg.broker_uri, "amqp://x:7/");
+    wr_config_free(&cfg);
+}
+
+Test(config, every_uri_is_checked_at_its_line_without_its_password)
+{
+    expect_errors("[broker]\nuri = amqp://u:secret@h:1/ amqps://h:2/\nuri = amqp://u:secret@h:1/\n"
+                  "uri = amqp://u:secret@h:port/\n" MINIMAL,
+                  "warren.conf:2: uri: amqps:// (TLS) is not supported yet; use amqp://\n"
+                  "warren.conf:3: uri: \"h:1/\" listed twice\n"
+                  "warren.conf:4: uri: not a valid AMQP URI (expected "
+                  "amqp://USER:PASSWORD@HOST:PORT/VHOST)\n");
+    static const char *const ov[] = {"broker.uri=amqp://ok:1/ ftp://h/"};
+    expect_errors_ov(MINIMAL, ov, 1,
+                     "-o broker.uri=amqp://ok:1/ ftp://h/: uri: expected an amqp:// URI, got "
+                     "\"ftp://h/\"\n");
 }
