@@ -41,8 +41,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/xalloc.h"
 
 /* inih's line buffer holds INI_MAX_LINE bytes with the newline and NUL.
@@ -123,6 +125,10 @@ enum key_id {
     K_BROKER_URI,
     K_BROKER_HEARTBEAT,
     K_BROKER_CONNECT_TIMEOUT,
+    K_BROKER_CA_FILE,
+    K_BROKER_CERT_FILE,
+    K_BROKER_KEY_FILE,
+    K_BROKER_PASSWORD_FILE,
     K_POOL_WORKERS,
     K_POOL_PREFETCH,
     K_POOL_MAX_MESSAGE_SIZE,
@@ -157,6 +163,12 @@ static const struct key keys[NKEYS] = {
                             NULL},
     [K_BROKER_CONNECT_TIMEOUT] = {"broker", "connect_timeout", T_INT, C(connect_timeout), 0, 1, 600,
                                   "10", NULL, NULL},
+    [K_BROKER_CA_FILE] = {"broker", "ca_file", T_STRING, C(ca_file), 0, 0, 0, NULL, NULL, NULL},
+    [K_BROKER_CERT_FILE] = {"broker", "cert_file", T_STRING, C(cert_file), 0, 0, 0, NULL, NULL,
+                            NULL},
+    [K_BROKER_KEY_FILE] = {"broker", "key_file", T_STRING, C(key_file), 0, 0, 0, NULL, NULL, NULL},
+    [K_BROKER_PASSWORD_FILE] = {"broker", "password_file", T_STRING, C(password_file), 0, 0, 0,
+                                NULL, NULL, NULL},
     [K_POOL_WORKERS] = {"pool", "workers", T_INT, C(workers), 0, 1, 1024, "4", NULL, NULL},
     [K_POOL_PREFETCH] = {"pool", "prefetch", T_INT, C(prefetch), 0, 1, 65535, "1", NULL, NULL},
     [K_POOL_MAX_MESSAGE_SIZE] = {"pool", "max_message_size", T_SIZE, C(max_message_size), 0, KiB,
@@ -221,7 +233,7 @@ static void problem(struct load *l, int loc, const char *fmt, ...)
 
 static void problem(struct load *l, int loc, const char *fmt, ...)
 {
-    char *msg;
+    char *msg, *shown;
     va_list ap;
 
     va_start(ap, fmt);
@@ -230,9 +242,15 @@ static void problem(struct load *l, int loc, const char *fmt, ...)
     va_end(ap);
     if (loc > 0)
         wr_diag_add(l->diag, "%s:%d: %s", l->cfg->path, loc, msg);
-    else if (loc < 0)
-        wr_diag_add(l->diag, "-o %s: %s", l->overrides[-loc - 1], msg);
-    else
+    else if (loc < 0) {
+        /* An override is shown as given, but for a URI's password. */
+        size_t len = strlen(l->overrides[-loc - 1]) + 4;
+
+        shown = wr_xcalloc(1, len);
+        wr_diag_add(l->diag, "-o %s: %s", wr_secret_mask_uri(l->overrides[-loc - 1], shown, len),
+                    msg);
+        free(shown);
+    } else
         wr_diag_add(l->diag, "%s: %s", l->cfg->path, msg);
     free(msg);
 }
@@ -753,24 +771,130 @@ static void fill_defaults(struct load *l)
     }
 }
 
+/* Is the [broker] uri amqps://?  (The TLS keys are for such a URI.) */
+static bool uses_tls(const wr_config *cfg)
+{
+    return cfg->broker_uri && !strncmp(cfg->broker_uri, "amqps://", 8);
+}
+
+/* A TLS file key K, if given, names a readable file, and only with
+ * amqps://.  Read here, where --check and ExecStartPre see it, not first
+ * by every worker at every connect. */
+static void check_tls_file(struct load *l, int k, const char *path)
+{
+    struct stat st;
+    FILE *f;
+
+    if (!path)
+        return;
+    if (!uses_tls(l->cfg)) {
+        problem(l, l->given[k], "%s: only used with an amqps:// uri", keys[k].name);
+        return;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        problem(l, l->given[k], "%s: \"%s\" is a directory", keys[k].name, path);
+        return;
+    }
+    f = fopen(path, "r");
+    if (!f) {
+        problem(l, l->given[k], "%s: cannot read \"%s\": %s", keys[k].name, path, strerror(errno));
+        return;
+    }
+    fclose(f);
+}
+
+/* password_file with a leading ${CREDENTIALS_DIRECTORY} (systemd's
+ * LoadCredential=) taken from the environment.  A new string, or NULL
+ * when the variable is unset. */
+static char *credentials_path(const char *path)
+{
+    static const char var[] = "${CREDENTIALS_DIRECTORY}";
+    const char *dir;
+    char *out;
+
+    if (strncmp(path, var, sizeof var - 1))
+        return wr_xstrdup(path);
+    dir = getenv("CREDENTIALS_DIRECTORY");
+    if (!dir || !*dir)
+        return NULL;
+    if (asprintf(&out, "%s%s", dir, path + sizeof var - 1) < 0)
+        abort();
+    return out;
+}
+
+/* Where the password comes from: password_file, else the environment,
+ * else the URI.  The file is read here (by the supervisor, and again by
+ * each worker from the same config: no password travels to them). */
+static void resolve_password(struct load *l)
+{
+    wr_config *cfg = l->cfg;
+    int in_uri = cfg->broker_uri && wr_secret_uri_has_password(cfg->broker_uri);
+    int loc = l->given[K_BROKER_PASSWORD_FILE];
+    const char *env = getenv(WR_SECRET_PASSWORD_ENV);
+    char err[512], *path;
+
+    if (cfg->password_file) {
+        if (in_uri) {
+            problem(l, loc,
+                    "password_file: the uri holds a password too; keep one (remove it from the "
+                    "uri: amqp://USER@HOST:PORT/VHOST)");
+            return;
+        }
+        path = credentials_path(cfg->password_file);
+        if (!path) {
+            problem(l, loc,
+                    "password_file: \"%s\" needs $CREDENTIALS_DIRECTORY, which is not set "
+                    "(systemd sets it for a unit with LoadCredential=)",
+                    cfg->password_file);
+            return;
+        }
+        cfg->broker_password = wr_secret_read_file(path, err, sizeof err);
+        if (!cfg->broker_password)
+            problem(l, loc, "password_file: %s", err);
+        else
+            cfg->password_source = "password_file";
+        free(path);
+    } else if (env && *env) {
+        cfg->broker_password = wr_xstrdup(env);
+        cfg->broker_password[strcspn(cfg->broker_password, "\r\n")] = '\0';
+        cfg->password_source = "$" WR_SECRET_PASSWORD_ENV;
+    } else if (in_uri) {
+        cfg->password_source = "uri";
+        cfg->uri_password_line = l->given[K_BROKER_URI] > 0 ? l->given[K_BROKER_URI] : 0;
+    }
+}
+
+/* [broker]: the URI's scheme, the TLS files, the password. */
+static void validate_broker(struct load *l)
+{
+    wr_config *cfg = l->cfg;
+    const char *uri = cfg->broker_uri;
+    char shown[MAX_LINE + 8];
+
+    if (uri && !uses_tls(cfg) && strncmp(uri, "amqp://", 7))
+        problem(l, l->given[K_BROKER_URI], "uri: expected an amqp:// or amqps:// URI, got \"%s\"",
+                wr_secret_mask_uri(uri, shown, sizeof shown));
+    check_tls_file(l, K_BROKER_CA_FILE, cfg->ca_file);
+    check_tls_file(l, K_BROKER_CERT_FILE, cfg->cert_file);
+    check_tls_file(l, K_BROKER_KEY_FILE, cfg->key_file);
+    if (uses_tls(cfg) && cfg->cert_file && !cfg->key_file)
+        problem(l, l->given[K_BROKER_CERT_FILE], "cert_file: needs key_file (its private key)");
+    if (uses_tls(cfg) && cfg->key_file && !cfg->cert_file)
+        problem(l, l->given[K_BROKER_KEY_FILE], "key_file: needs cert_file (its certificate)");
+    resolve_password(l);
+}
+
 /* The second pass: rules between fields, each pointing at the line that
  * breaks it. */
 static void validate(struct load *l)
 {
     wr_config *cfg = l->cfg;
-    const char *uri = cfg->broker_uri;
 
     /* Plugin load errors are found later (by the loader); let them point
      * at the line that listed the plugins. */
     cfg->plugins_line = l->given[K_PLUGINS_LOAD] > 0 ? l->given[K_PLUGINS_LOAD] : 0;
 
-    /* amqps:// would parse, and then every worker would retry forever:
-     * the connection code has no TLS yet.  Refuse it here, where --check
-     * and the systemd unit's ExecStartPre see it. */
-    if (uri && !strncmp(uri, "amqps://", 8))
-        problem(l, l->given[K_BROKER_URI], "uri: amqps:// (TLS) is not supported yet; use amqp://");
-    else if (uri && strncmp(uri, "amqp://", 7))
-        problem(l, l->given[K_BROKER_URI], "uri: expected an amqp:// URI, got \"%s\"", uri);
+    validate_broker(l);
 
     for (size_t r = 0; r < cfg->nroutes; r++) {
         const int *given = l->routes[r].given;
@@ -987,6 +1111,7 @@ void wr_config_free(wr_config *cfg)
         free(ps->name);
     }
     free(cfg->plugin_sections);
+    wr_secret_free(cfg->broker_password);
     free(cfg->path);
     memset(cfg, 0, sizeof *cfg);
 }

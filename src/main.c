@@ -19,6 +19,7 @@
 #include "common/diag.h"
 #include "common/exitcodes.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "config/config.h"
 #include "supervisor/supervisor.h"
 #include "worker/builtin.h"
@@ -74,12 +75,32 @@ static char *beside_exe(const char *exe, const char *rel)
     return path;
 }
 
+/* The broker as the log and --check show it: the URI with its password
+ * masked, TLS, where the password comes from. */
+static const char *broker_text(const wr_config *cfg, char *buf, size_t len)
+{
+    char uri[512];
+    int n;
+
+    wr_secret_mask_uri(cfg->broker_uri, uri, sizeof uri);
+    n = snprintf(buf, len, "%s", uri);
+    if (n >= 0 && (size_t)n < len && !strncmp(cfg->broker_uri, "amqps://", 8))
+        n += snprintf(buf + n, len - (size_t)n, " (TLS, CA %s%s%s)",
+                      cfg->ca_file ? cfg->ca_file : "the system's",
+                      cfg->cert_file ? ", client certificate " : "",
+                      cfg->cert_file ? cfg->cert_file : "");
+    if (n >= 0 && (size_t)n < len && cfg->password_source)
+        snprintf(buf + n, len - (size_t)n, ", password from %s", cfg->password_source);
+    return buf;
+}
+
 /* --check: the config, then the plugins (loaded and initialised in this
  * short-lived process, never in the running supervisor). */
 static int run_check(const wr_config *cfg, const char *dir)
 {
     wr_plugins *plugins = NULL;
     wr_diag diag = {0};
+    char text[1024];
 
     int rc = wr_plugins_load(&plugins, dir, cfg->plugins, cfg->nplugins, cfg, &diag);
     int missing = 0;
@@ -121,6 +142,7 @@ static int run_check(const wr_config *cfg, const char *dir)
     for (size_t i = 0; i < wr_plugins_method_count(plugins); i++)
         printf(" %s", wr_plugins_method_at(plugins, i)->method->name);
     printf("\n");
+    printf("%s: broker %s\n", cfg->path, broker_text(cfg, text, sizeof text));
     wr_plugins_unload(plugins);
     return WR_EXIT_OK;
 }
@@ -210,6 +232,18 @@ int main(int argc, char **argv)
         goto out;
     }
     wr_log_set_level(cfg.log_level);
+    /* The config has its copy: what `ps` shows loses the password now. */
+    if (wr_secret_scrub_args(argc, argv))
+        wr_warn("a broker password was given on the command line: other users could see it in "
+                "the process list until now; use [broker] password_file or $%s instead",
+                WR_SECRET_PASSWORD_ENV);
+    if (cfg.uri_password_line > 0)
+        wr_secret_warn_if_readable(cfg.path, cfg.uri_password_line);
+    if (!check) {
+        char text[1024];
+
+        wr_info("broker %s", broker_text(&cfg, text, sizeof text));
+    }
     dir = cfg.plugin_dir ? cfg.plugin_dir : default_plugins;
     rc = check ? run_check(&cfg, dir) : wr_supervisor_run(&cfg, exe, dir);
     wr_config_free(&cfg);

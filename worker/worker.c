@@ -44,6 +44,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "worker/commands.h"
+#include "worker/connect_options.h"
 #include "worker/delivery.h"
 #include "worker/dispatch.h"
 #include "worker/plugin_loader.h"
@@ -543,13 +544,14 @@ static void run(worker *w)
     const wr_config *cfg = w->cfg;
     wr_ipc_msg ready = {.type = WR_IPC_READY};
     char name[64], err[512];
-    int backoff = BACKOFF_MIN_MS;
+    int backoff = BACKOFF_MIN_MS, failure;
+    wr_amqp_options opt = wr_worker_amqp_options(cfg, name);
 
     snprintf(name, sizeof name, "warren worker %d (pid %d)", w->index, (int)getpid());
     while (!wr_signals_stopping()) {
-        w->conn = wr_amqp_connect(cfg->broker_uri, cfg->heartbeat, cfg->connect_timeout, name, err,
-                                  sizeof err);
+        w->conn = wr_amqp_open(cfg->broker_uri, &opt, &failure, err, sizeof err);
         if (!w->conn) {
+            backoff = wr_worker_tls_backoff(failure, backoff);
             wr_warn("broker: %s; retrying in %d ms", err, backoff);
         } else if (wr_topology_setup(w->conn, CHANNEL, cfg, w->queues, w->consumer_tags) < 0) {
             wr_amqp_close(w->conn);
