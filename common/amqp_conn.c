@@ -118,6 +118,7 @@ amqp_connection_state_t wr_amqp_open(const char *uri, const wr_amqp_options *opt
     amqp_connection_state_t conn = NULL;
     amqp_socket_t *sock;
     wr_amqp_tls_verify verify;
+    amqp_rpc_reply_t r;
     struct timeval tv = {.tv_sec = opt->connect_timeout, .tv_usec = 0};
     char *copy = strdup(uri); /* amqp_parse_url writes into it, INFO points into it */
     char what[300];
@@ -163,9 +164,10 @@ amqp_connection_state_t wr_amqp_open(const char *uri, const wr_amqp_options *opt
     amqp_set_handshake_timeout(conn, &tv);
 
     snprintf(what, sizeof what, "login to %s:%d", info.host, info.port);
-    if (wr_amqp_check(login(conn, &info, opt->heartbeat, opt->name), what, err, errlen)) {
-        if (info.ssl)
-            fail = wr_amqp_tls_login_error(opt, err, errlen);
+    r = login(conn, &info, opt->heartbeat, opt->name);
+    if (wr_amqp_check(r, what, err, errlen)) {
+        if (info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
+            fail = wr_amqp_tls_login_error(r.library_error, opt, err, errlen);
         goto fail;
     }
     amqp_channel_open(conn, 1);

@@ -141,10 +141,10 @@ int wr_amqp_tls_open_error(int st, const wr_amqp_tls_verify *v, const char *host
     if (v->error) {
         ERR_clear_error();
         snprintf(err, errlen,
-                 "TLS: the broker's certificate at %s:%d does not verify: %s (%s, %s)%s", host,
-                 port, X509_verify_cert_error_string(v->error),
-                 v->depth ? "a CA certificate in its chain" : "its own certificate",
-                 v->subject[0] ? v->subject : "no subject", verify_hint(v->error));
+                 "TLS: the broker's certificate at %s:%d does not verify: %s (%s %s)%s", host, port,
+                 X509_verify_cert_error_string(v->error),
+                 v->depth ? "in its chain, CA certificate" : "certificate",
+                 v->subject[0] ? v->subject : "without subject", verify_hint(v->error));
         return WR_AMQP_FAIL_TLS;
     }
     switch (st) {
@@ -164,22 +164,31 @@ int wr_amqp_tls_open_error(int st, const wr_amqp_tls_verify *v, const char *host
     }
 }
 
-int wr_amqp_tls_login_error(const wr_amqp_options *opt, char *err, size_t errlen)
+int wr_amqp_tls_login_error(int st, const wr_amqp_options *opt, char *err, size_t errlen)
 {
     const char *why = openssl_reason();
     size_t n = strlen(err);
 
-    /* TLS 1.3: the broker judges our certificate after our side of the
+    /*
+     * TLS 1.3: the broker judges our certificate after our side of the
      * handshake is done, so its refusal arrives as an alert on the first
-     * read, in the middle of the AMQP login. */
-    if (!why || !strstr(why, "alert"))
+     * read, in the middle of the AMQP login -- or, when the connection
+     * reset overtakes the alert, as a bare SSL error.  Either way a TLS
+     * error this early is the broker refusing us, not a network blip.
+     */
+    if (st != AMQP_STATUS_SSL_ERROR && !(why && strstr(why, "alert")))
         return WR_AMQP_FAIL_OTHER;
-    snprintf(
-        err + n, errlen - n, ": %s%s", why,
-        !opt->cert_file && strstr(why, "certificate required")
-            ? " (the broker wants a client certificate: set cert_file and key_file)"
-        : opt->cert_file && (strstr(why, "unknown ca") || strstr(why, "bad certificate"))
-            ? " (the broker does not accept cert_file: is it signed by a CA the broker trusts?)"
-            : "");
+    if (why)
+        n += (size_t)snprintf(err + n, errlen - n, ": %s", why);
+    if (n >= errlen)
+        return WR_AMQP_FAIL_TLS;
+    if (!opt->cert_file)
+        snprintf(err + n, errlen - n,
+                 " (the broker ended the TLS session: it may want a client certificate: set "
+                 "cert_file and key_file)");
+    else
+        snprintf(err + n, errlen - n,
+                 " (the broker ended the TLS session: it may not accept cert_file: is it signed "
+                 "by a CA the broker trusts?)");
     return WR_AMQP_FAIL_TLS;
 }

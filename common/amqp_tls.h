@@ -37,9 +37,10 @@ void wr_amqp_tls_done(amqp_socket_t *sock);
 int wr_amqp_tls_open_error(int st, const wr_amqp_tls_verify *v, const char *host, int port,
                            char *err, size_t errlen);
 
-/* A library error during the AMQP handshake over TLS: when OpenSSL saw an
- * alert from the broker (it refused our certificate, or wants one), add
- * its words to ERR and return WR_AMQP_FAIL_TLS; else WR_AMQP_FAIL_OTHER. */
-int wr_amqp_tls_login_error(const wr_amqp_options *opt, char *err, size_t errlen);
+/* Library error ST during the AMQP handshake over TLS: when it is a TLS
+ * error (the broker refused our certificate, or wants one), add what
+ * OpenSSL knows and a hint to ERR and return WR_AMQP_FAIL_TLS; else
+ * WR_AMQP_FAIL_OTHER. */
+int wr_amqp_tls_login_error(int st, const wr_amqp_options *opt, char *err, size_t errlen);
 
 #endif
