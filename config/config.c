@@ -860,8 +860,10 @@ static void resolve_password(struct load *l)
         cfg->password_source = "$" WR_SECRET_PASSWORD_ENV;
     } else if (in_uri) {
         cfg->password_source = "uri";
-        cfg->uri_password_line = l->given[K_BROKER_URI] > 0 ? l->given[K_BROKER_URI] : 0;
     }
+    /* Used or not, a password in the file is one others may read. */
+    if (in_uri)
+        cfg->uri_password_line = l->given[K_BROKER_URI] > 0 ? l->given[K_BROKER_URI] : 0;
 }
 
 /* [broker]: the URI's scheme, the TLS files, the password. */

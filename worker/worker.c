@@ -545,9 +545,10 @@ static void run(worker *w)
     wr_ipc_msg ready = {.type = WR_IPC_READY};
     char name[64], err[512];
     int backoff = BACKOFF_MIN_MS, failure;
-    wr_amqp_options opt = wr_worker_amqp_options(cfg, name);
+    wr_amqp_options opt;
 
     snprintf(name, sizeof name, "warren worker %d (pid %d)", w->index, (int)getpid());
+    opt = wr_worker_amqp_options(cfg, name);
     while (!wr_signals_stopping()) {
         w->conn = wr_amqp_open(cfg->broker_uri, &opt, &failure, err, sizeof err);
         if (!w->conn) {

@@ -1006,6 +1006,7 @@ Test(config, password_from_the_environment_wins_over_the_uri)
     load_ok(&cfg, "[broker]\nuri = amqp://u:in-uri@h/\n" MINIMAL, NULL, 0);
     cr_expect_str_eq(cfg.broker_password, "from-env");
     cr_expect_str_eq(cfg.password_source, "$WARREN_BROKER_PASSWORD");
+    cr_expect_eq(cfg.uri_password_line, 2, "unused, the file's password is still there to read");
     wr_config_free(&cfg);
     unsetenv("WARREN_BROKER_PASSWORD");
 
