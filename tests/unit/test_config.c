@@ -927,6 +927,18 @@ static const char *temp_file(const char *name, const char *text)
     return path;
 }
 
+/* Remove what temp_file() made. */
+static void remove_temp(const char *path)
+{
+    char dir[256], *slash;
+
+    snprintf(dir, sizeof dir, "%s", path);
+    slash = strrchr(dir, '/');
+    *slash = '\0';
+    cr_expect_eq(unlink(path), 0);
+    cr_expect_eq(rmdir(dir), 0);
+}
+
 Test(config, amqps_takes_tls_files_and_writes_them_back)
 {
     const char *pem = temp_file("ca.pem", "not checked here\n");
@@ -949,6 +961,7 @@ Test(config, amqps_takes_tls_files_and_writes_them_back)
     free(out);
     wr_config_free(&b);
     wr_config_free(&a);
+    remove_temp(pem);
 }
 
 Test(config, password_file_is_read_without_its_newline)
@@ -969,6 +982,7 @@ Test(config, password_file_is_read_without_its_newline)
     free(out);
     wr_config_free(&b);
     wr_config_free(&a);
+    remove_temp(pw);
 }
 
 Test(config, password_file_may_start_with_the_credentials_directory)
@@ -996,6 +1010,7 @@ Test(config, password_file_may_start_with_the_credentials_directory)
     cr_expect_str_eq(cfg.broker_password, "from-systemd");
     wr_config_free(&cfg);
     unsetenv("CREDENTIALS_DIRECTORY");
+    remove_temp(pw);
 }
 
 Test(config, password_from_the_environment_wins_over_the_uri)
