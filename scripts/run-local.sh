@@ -62,6 +62,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     fi
     rm -f "$ROOT/.run/broker-password"
+    [ -n "$broker_dir" ] || rmdir "$ROOT/.run" 2>/dev/null || true
     if [ -n "$broker_dir" ]; then
         echo "stopping the private RabbitMQ node" >&2
         "$ROOT/tests/broker.sh" stop "$broker_dir" || true
