@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "common/amqp_conn.h"
+#include "common/secret.h"
 
 #define CHANNEL 1
 #define CONNECT_TIMEOUT_S 5 /* TCP connect, then the AMQP handshake */
@@ -139,14 +140,28 @@ static int rpc_fail(wr_client *c, amqp_rpc_reply_t r, const char *what, char *er
     return -1;
 }
 
+/* An environment variable's value, or NULL when unset or empty. */
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
 /* Open the connection (common/amqp_conn.c: the same as a worker's, without
  * heartbeats: a short-lived client blocks in our own calls) and bound every
- * synchronous method.  0 or -1 + ERR. */
+ * synchronous method.  The password and, for amqps://, the TLS files may
+ * come from the environment (see rpc_client.h).  0 or -1 + ERR. */
 static int open_connection(wr_client *c, const char *uri, char *err, size_t errlen)
 {
     struct timeval rpc_tv = {.tv_sec = RPC_TIMEOUT_S};
+    wr_amqp_options opt = {.connect_timeout = CONNECT_TIMEOUT_S,
+                           .name = "warren rpc client",
+                           .password = env(WR_SECRET_PASSWORD_ENV),
+                           .ca_file = env("WARREN_CACERT"),
+                           .cert_file = env("WARREN_CERT"),
+                           .key_file = env("WARREN_KEY")};
 
-    c->conn = wr_amqp_connect(uri, 0, CONNECT_TIMEOUT_S, "warren rpc client", err, errlen);
+    c->conn = wr_amqp_open(uri, &opt, NULL, err, errlen);
     if (c->conn == NULL) {
         c->broken = 1;
         return -1;

@@ -19,8 +19,11 @@ enum wr_client_reply_mode {
 };
 
 /*
- * Connect to URI (amqp://user:pass@host:port/vhost), open a channel and set
- * up the reply queue as MODE says.  Returns 0 and *out (free with
+ * Connect to URI (amqp://user:pass@host:port/vhost, or amqps://), open a
+ * channel and set up the reply queue as MODE says.  From the environment:
+ * $WARREN_BROKER_PASSWORD, when set, is the password; for amqps://,
+ * $WARREN_CACERT names the CA file to trust (default: the system's CAs),
+ * $WARREN_CERT and $WARREN_KEY a client certificate and its key.  Returns 0 and *out (free with
  * wr_client_close), or -1 with a one-line reason in ERR.
  */
 int wr_client_connect(wr_client **out, const char *uri, int mode, char *err, size_t errlen);

@@ -4,9 +4,12 @@
  * rabbitmq-c reports failure three ways: a negative status code, an
  * amqp_rpc_reply_t carrying a library error, or one carrying a server
  * method (channel.close / connection.close with a reply text).  Everything
- * here folds them into a single line so callers log one thing.
+ * here folds them into a single line so callers log one thing.  TLS
+ * (amqps://) is set up and explained in common/amqp_tls.c.
  */
 #include "common/amqp_conn.h"
+
+#include "common/amqp_tls.h"
 
 #include <amqp_tcp_socket.h>
 #include <errno.h>
@@ -108,41 +111,51 @@ static amqp_rpc_reply_t login(amqp_connection_state_t conn, const struct amqp_co
                                       ci->user, ci->password);
 }
 
-amqp_connection_state_t wr_amqp_connect(const char *uri, int heartbeat, int connect_timeout,
-                                        const char *name, char *err, size_t errlen)
+amqp_connection_state_t wr_amqp_open(const char *uri, const wr_amqp_options *opt, int *failure,
+                                     char *err, size_t errlen)
 {
     struct amqp_connection_info info;
     amqp_connection_state_t conn = NULL;
     amqp_socket_t *sock;
-    struct timeval tv = {.tv_sec = connect_timeout, .tv_usec = 0};
+    wr_amqp_tls_verify verify;
+    amqp_rpc_reply_t r;
+    struct timeval tv = {.tv_sec = opt->connect_timeout, .tv_usec = 0};
     char *copy = strdup(uri); /* amqp_parse_url writes into it, INFO points into it */
     char what[300];
-    int one = 1, st;
+    int one = 1, st, fail = WR_AMQP_FAIL_OTHER;
 
     if (!copy) {
         snprintf(err, errlen, "out of memory");
-        return NULL;
+        goto fail;
     }
     amqp_default_connection_info(&info);
     if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
         /* Not echoed: it may hold a password. */
-        snprintf(err, errlen, "invalid AMQP URI (expected amqp://USER:PASSWORD@HOST:PORT/VHOST)");
+        snprintf(err, errlen,
+                 "invalid AMQP URI (expected amqp[s]://USER:PASSWORD@HOST:PORT/VHOST)");
         goto fail;
     }
-    if (info.ssl) {
-        snprintf(err, errlen, "amqps:// is not supported yet");
-        goto fail;
-    }
+    if (opt->password)
+        info.password = (char *)opt->password;
     conn = amqp_new_connection();
-    sock = conn ? amqp_tcp_socket_new(conn) : NULL;
-    if (!sock) {
+    if (!conn) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (info.ssl)
+        sock = wr_amqp_tls_socket(conn, info.host, opt, &verify, err, errlen);
+    else if (!(sock = amqp_tcp_socket_new(conn)))
+        snprintf(err, errlen, "out of memory");
+    if (!sock)
+        goto fail;
     errno = 0;
     st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+    if (info.ssl)
+        wr_amqp_tls_done(sock);
     if (st != AMQP_STATUS_OK) {
-        connect_error(st, info.host, info.port, err, errlen);
+        if (!info.ssl || (fail = wr_amqp_tls_open_error(st, &verify, info.host, info.port, err,
+                                                        errlen)) == WR_AMQP_FAIL_OTHER)
+            connect_error(st, info.host, info.port, err, errlen);
         goto fail;
     }
     /* Replies are small and latency-bound: never wait for Nagle. */
@@ -151,18 +164,35 @@ amqp_connection_state_t wr_amqp_connect(const char *uri, int heartbeat, int conn
     amqp_set_handshake_timeout(conn, &tv);
 
     snprintf(what, sizeof what, "login to %s:%d", info.host, info.port);
-    if (wr_amqp_check(login(conn, &info, heartbeat, name), what, err, errlen))
+    r = login(conn, &info, opt->heartbeat, opt->name);
+    if (wr_amqp_check(r, what, err, errlen)) {
+        if (info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
+            fail = wr_amqp_tls_login_error(r.library_error, opt, err, errlen);
         goto fail;
+    }
     amqp_channel_open(conn, 1);
     if (wr_amqp_check(amqp_get_rpc_reply(conn), "channel.open", err, errlen))
         goto fail;
     free(copy);
+    if (failure)
+        *failure = WR_AMQP_FAIL_NONE;
     return conn;
 fail:
     if (conn)
         amqp_destroy_connection(conn);
     free(copy);
+    if (failure)
+        *failure = fail;
     return NULL;
+}
+
+amqp_connection_state_t wr_amqp_connect(const char *uri, int heartbeat, int connect_timeout,
+                                        const char *name, char *err, size_t errlen)
+{
+    wr_amqp_options opt = {
+        .heartbeat = heartbeat, .connect_timeout = connect_timeout, .name = name};
+
+    return wr_amqp_open(uri, &opt, NULL, err, errlen);
 }
 
 void wr_amqp_close(amqp_connection_state_t conn)

@@ -42,9 +42,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 #include "common/nodes.h"
+#include "common/secret.h"
 #include "common/xalloc.h"
 
 /* inih's line buffer holds INI_MAX_LINE bytes with the newline and NUL.
@@ -132,6 +134,10 @@ enum key_id {
     K_BROKER_URI,
     K_BROKER_HEARTBEAT,
     K_BROKER_CONNECT_TIMEOUT,
+    K_BROKER_CA_FILE,
+    K_BROKER_CERT_FILE,
+    K_BROKER_KEY_FILE,
+    K_BROKER_PASSWORD_FILE,
     K_POOL_WORKERS,
     K_POOL_PREFETCH,
     K_POOL_MAX_MESSAGE_SIZE,
@@ -169,6 +175,12 @@ static const struct key keys[NKEYS] = {
                             NULL},
     [K_BROKER_CONNECT_TIMEOUT] = {"broker", "connect_timeout", T_INT, C(connect_timeout), 0, 1, 600,
                                   "10", NULL, NULL},
+    [K_BROKER_CA_FILE] = {"broker", "ca_file", T_STRING, C(ca_file), 0, 0, 0, NULL, NULL, NULL},
+    [K_BROKER_CERT_FILE] = {"broker", "cert_file", T_STRING, C(cert_file), 0, 0, 0, NULL, NULL,
+                            NULL},
+    [K_BROKER_KEY_FILE] = {"broker", "key_file", T_STRING, C(key_file), 0, 0, 0, NULL, NULL, NULL},
+    [K_BROKER_PASSWORD_FILE] = {"broker", "password_file", T_STRING, C(password_file), 0, 0, 0,
+                                NULL, NULL, NULL},
     [K_POOL_WORKERS] = {"pool", "workers", T_INT, C(workers), 0, 1, 1024, "4", NULL, NULL},
     [K_POOL_PREFETCH] = {"pool", "prefetch", T_INT, C(prefetch), 0, 1, 65535, "1", NULL, NULL},
     [K_POOL_MAX_MESSAGE_SIZE] = {"pool", "max_message_size", T_SIZE, C(max_message_size), 0, KiB,
@@ -235,7 +247,7 @@ static void problem(struct load *l, int loc, const char *fmt, ...)
 
 static void problem(struct load *l, int loc, const char *fmt, ...)
 {
-    char *msg;
+    char *msg, *shown;
     va_list ap;
 
     va_start(ap, fmt);
@@ -244,9 +256,15 @@ static void problem(struct load *l, int loc, const char *fmt, ...)
     va_end(ap);
     if (loc > 0)
         wr_diag_add(l->diag, "%s:%d: %s", l->cfg->path, loc, msg);
-    else if (loc < 0)
-        wr_diag_add(l->diag, "-o %s: %s", l->overrides[-loc - 1], msg);
-    else
+    else if (loc < 0) {
+        /* An override is shown as given, but for a URI's password. */
+        size_t len = strlen(l->overrides[-loc - 1]) + 4;
+
+        shown = wr_xcalloc(1, len);
+        wr_diag_add(l->diag, "-o %s: %s", wr_secret_mask_uri(l->overrides[-loc - 1], shown, len),
+                    msg);
+        free(shown);
+    } else
         wr_diag_add(l->diag, "%s: %s", l->cfg->path, msg);
     free(msg);
 }
@@ -798,15 +816,11 @@ static void fill_defaults(struct load *l)
 static void check_uri(struct load *l, const char *uri, int loc)
 {
     struct amqp_connection_info info;
-    char *copy;
+    char shown[MAX_LINE + 8], *copy;
 
-    /* amqps:// would parse: the connection code has no TLS yet. */
-    if (!strncmp(uri, "amqps://", 8)) {
-        problem(l, loc, "uri: amqps:// (TLS) is not supported yet; use amqp://");
-        return;
-    }
-    if (strncmp(uri, "amqp://", 7)) {
-        problem(l, loc, "uri: expected an amqp:// URI, got \"%s\"", uri);
+    if (strncmp(uri, "amqp://", 7) && strncmp(uri, "amqps://", 8)) {
+        problem(l, loc, "uri: expected an amqp:// or amqps:// URI, got \"%s\"",
+                wr_secret_mask_uri(uri, shown, sizeof shown));
         return;
     }
     copy = wr_xstrdup(uri);                            /* amqp_parse_url writes into it */
@@ -814,6 +828,129 @@ static void check_uri(struct load *l, const char *uri, int loc)
         problem(l, loc,
                 "uri: not a valid AMQP URI (expected amqp://USER:PASSWORD@HOST:PORT/VHOST)");
     free(copy);
+}
+
+/* Is any [broker] uri amqps://?  (The TLS keys are for such URIs.) */
+static bool uses_tls(const wr_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nbroker_uris; i++)
+        if (!strncmp(cfg->broker_uris[i], "amqps://", 8))
+            return true;
+    return false;
+}
+
+/* Does any [broker] uri hold a password? */
+static bool uri_has_password(const wr_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nbroker_uris; i++)
+        if (wr_secret_uri_has_password(cfg->broker_uris[i]))
+            return true;
+    return false;
+}
+
+/* A TLS file key K, if given, names a readable file, and only with
+ * amqps://.  Read here, where --check and ExecStartPre see it, not first
+ * by every worker at every connect. */
+static void check_tls_file(struct load *l, int k, const char *path)
+{
+    struct stat st;
+    FILE *f;
+
+    if (!path)
+        return;
+    if (!uses_tls(l->cfg)) {
+        problem(l, l->given[k], "%s: only used with an amqps:// uri", keys[k].name);
+        return;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        problem(l, l->given[k], "%s: \"%s\" is a directory", keys[k].name, path);
+        return;
+    }
+    f = fopen(path, "r");
+    if (!f) {
+        problem(l, l->given[k], "%s: cannot read \"%s\": %s", keys[k].name, path, strerror(errno));
+        return;
+    }
+    fclose(f);
+}
+
+/* password_file with a leading ${CREDENTIALS_DIRECTORY} (systemd's
+ * LoadCredential=) taken from the environment.  A new string, or NULL
+ * when the variable is unset. */
+static char *credentials_path(const char *path)
+{
+    static const char var[] = "${CREDENTIALS_DIRECTORY}";
+    const char *dir;
+    char *out;
+
+    if (strncmp(path, var, sizeof var - 1))
+        return wr_xstrdup(path);
+    dir = getenv("CREDENTIALS_DIRECTORY");
+    if (!dir || !*dir)
+        return NULL;
+    if (asprintf(&out, "%s%s", dir, path + sizeof var - 1) < 0)
+        abort();
+    return out;
+}
+
+/* Where the password comes from: password_file, else the environment,
+ * else the URI.  The file is read here (by the supervisor, and again by
+ * each worker from the same config: no password travels to them). */
+static void resolve_password(struct load *l)
+{
+    wr_config *cfg = l->cfg;
+    int in_uri = uri_has_password(cfg);
+    int loc = l->given[K_BROKER_PASSWORD_FILE];
+    const char *env = getenv(WR_SECRET_PASSWORD_ENV);
+    char err[512], *path;
+
+    if (cfg->password_file) {
+        if (in_uri) {
+            problem(l, loc,
+                    "password_file: the uri holds a password too; keep one (remove it from the "
+                    "uri: amqp://USER@HOST:PORT/VHOST)");
+            return;
+        }
+        path = credentials_path(cfg->password_file);
+        if (!path) {
+            problem(l, loc,
+                    "password_file: \"%s\" needs $CREDENTIALS_DIRECTORY, which is not set "
+                    "(systemd sets it for a unit with LoadCredential=)",
+                    cfg->password_file);
+            return;
+        }
+        cfg->broker_password = wr_secret_read_file(path, err, sizeof err);
+        if (!cfg->broker_password)
+            problem(l, loc, "password_file: %s", err);
+        else
+            cfg->password_source = "password_file";
+        free(path);
+    } else if (env && *env) {
+        cfg->broker_password = wr_xstrdup(env);
+        cfg->broker_password[strcspn(cfg->broker_password, "\r\n")] = '\0';
+        cfg->password_source = "$" WR_SECRET_PASSWORD_ENV;
+    } else if (in_uri) {
+        cfg->password_source = "uri";
+    }
+    /* Used or not, a password in the file is one others may read. */
+    if (in_uri)
+        cfg->uri_password_line = l->given[K_BROKER_URI] > 0 ? l->given[K_BROKER_URI] : 0;
+}
+
+/* [broker]: the TLS files, the password (each URI's scheme and form
+ * were checked at its line, by check_uri). */
+static void validate_broker(struct load *l)
+{
+    wr_config *cfg = l->cfg;
+
+    check_tls_file(l, K_BROKER_CA_FILE, cfg->ca_file);
+    check_tls_file(l, K_BROKER_CERT_FILE, cfg->cert_file);
+    check_tls_file(l, K_BROKER_KEY_FILE, cfg->key_file);
+    if (uses_tls(cfg) && cfg->cert_file && !cfg->key_file)
+        problem(l, l->given[K_BROKER_CERT_FILE], "cert_file: needs key_file (its private key)");
+    if (uses_tls(cfg) && cfg->key_file && !cfg->cert_file)
+        problem(l, l->given[K_BROKER_KEY_FILE], "key_file: needs cert_file (its certificate)");
+    resolve_password(l);
 }
 
 /* The second pass: rules between fields, each pointing at the line that
@@ -826,6 +963,8 @@ static void validate(struct load *l)
      * at the line that listed the plugins. */
     cfg->plugins_line = l->given[K_PLUGINS_LOAD] > 0 ? l->given[K_PLUGINS_LOAD] : 0;
     cfg->broker_uri = cfg->nbroker_uris ? cfg->broker_uris[0] : NULL;
+
+    validate_broker(l);
 
     for (size_t r = 0; r < cfg->nroutes; r++) {
         const int *given = l->routes[r].given;
@@ -1047,6 +1186,7 @@ void wr_config_free(wr_config *cfg)
         free(ps->name);
     }
     free(cfg->plugin_sections);
+    wr_secret_free(cfg->broker_password);
     free(cfg->path);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -3,7 +3,8 @@
  * whole, then handed around read-only.
  *
  * Sections and keys (config/warren.conf documents each one):
- *   [broker]  uri, heartbeat, connect_timeout
+ *   [broker]  uri, heartbeat, connect_timeout, ca_file, cert_file, key_file,
+ *             password_file
  *   [pool]    workers, prefetch, max_message_size, shutdown_timeout,
  *             max_attempts, max_batch
  *   [plugins] dir, load
@@ -78,6 +79,16 @@ typedef struct wr_config {
     char *broker_uri;    /* broker_uris[0] (borrowed), for code that needs one */
     int heartbeat;       /* seconds, 0 disables; default 30 */
     int connect_timeout; /* seconds; default 10 */
+    char *ca_file;       /* amqps: CAs to trust (NULL: the system's) */
+    char *cert_file;     /* amqps: client certificate, with key_file (NULL: none) */
+    char *key_file;
+    char *password_file; /* as written (may start with ${CREDENTIALS_DIRECTORY}) */
+
+    /* Not keys: where the broker password came from, found at load. */
+    char *broker_password;       /* from password_file or the environment (NULL: the URI's,
+                                    if any); wiped by wr_config_free */
+    const char *password_source; /* "password_file", "$WARREN_BROKER_PASSWORD", "uri" or NULL */
+    int uri_password_line;       /* the file's line whose uri holds a password; 0: none */
 
     int workers;           /* 1..1024; default 4 */
     int prefetch;          /* 1..65535; default 1 */

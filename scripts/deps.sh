@@ -8,7 +8,8 @@
 set -euo pipefail
 
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libuv1-dev libjansson-dev
-          libcriterion-dev libinih-dev libqpid-proton11-dev rabbitmq-server procps iproute2 clang-format git)
+          libcriterion-dev libinih-dev libqpid-proton11-dev libssl-dev openssl rabbitmq-server procps
+          iproute2 clang-format git)
 
 die() {
     echo "deps.sh: $*" >&2

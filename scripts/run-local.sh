@@ -12,7 +12,9 @@
 #    private temp dir, its handles in .run/broker, all removed when warren
 #    exits; a failed start leaves its logs in .run/broker);
 # 4. runs `warren -c $PREFIX/etc/warren/warren.conf` in the foreground until
-#    Ctrl-C (or SIGTERM), then stops the private node.
+#    Ctrl-C (or SIGTERM), then stops the private node.  The broker's
+#    password goes to warren in a 0600 file, .run/broker-password
+#    ([broker] password_file), never on its command line.
 # Then, from a second terminal:   warren-call echo '["hi"]'
 #
 # Works from a checkout anywhere (a 0700 home, a path with spaces), as root
@@ -59,6 +61,8 @@ cleanup() {
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     fi
+    rm -f "$ROOT/.run/broker-password"
+    [ -n "$broker_dir" ] || rmdir "$ROOT/.run" 2>/dev/null || true
     if [ -n "$broker_dir" ]; then
         echo "stopping the private RabbitMQ node" >&2
         "$ROOT/tests/broker.sh" stop "$broker_dir" || true
@@ -121,11 +125,28 @@ Stop it, or point warren at your RabbitMQ:  WARREN_URI=amqp://USER:PASS@HOST:POR
     esac
 fi
 
+# The password leaves the URI for a file only we can read: a command line
+# is visible to every user (ps).  It is percent-decoded, as in a URI.  The
+# file stays while warren runs (a worker started later reads it too).
+password_args=()
+if [[ $uri =~ ^(amqps?://)([^:@/]*):([^@/]*)@(.*)$ ]]; then
+    mkdir -p .run
+    chmod 700 .run
+    (
+        umask 077
+        encoded=${BASH_REMATCH[3]}
+        encoded=${encoded//\\/\\\\} # a backslash stays one for %b
+        printf '%b\n' "${encoded//%/\\x}" >.run/broker-password
+    )
+    uri=${BASH_REMATCH[1]}${BASH_REMATCH[2]}@${BASH_REMATCH[4]}
+    password_args=(-o "broker.password_file=$ROOT/.run/broker-password")
+fi
+
 echo "starting warren (Ctrl-C stops it); try from another terminal:  $call echo '[\"hi\"]'" >&2
 # Not exec: the trap must stop the private broker after warren exits.  On
 # Ctrl-C the terminal signals warren itself (it stops gracefully); a
 # SIGINT or SIGTERM sent to this script alone is passed on.
-"$PREFIX/bin/warren" -c "$PREFIX/etc/warren/warren.conf" -o "broker.uri=$uri" &
+"$PREFIX/bin/warren" -c "$PREFIX/etc/warren/warren.conf" -o "broker.uri=$uri" "${password_args[@]}" &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
 rc=0

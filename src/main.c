@@ -19,7 +19,7 @@
 #include "common/diag.h"
 #include "common/exitcodes.h"
 #include "common/log.h"
-#include "common/nodes.h"
+#include "common/secret.h"
 #include "config/config.h"
 #include "supervisor/supervisor.h"
 #include "worker/builtin.h"
@@ -75,12 +75,36 @@ static char *beside_exe(const char *exe, const char *rel)
     return path;
 }
 
+/* The broker as --check shows it: every node's URI with its password
+ * masked, TLS, where the password comes from. */
+static const char *broker_text(const wr_config *cfg, char *buf, size_t len)
+{
+    char uri[512];
+    int n;
+
+    n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < cfg->nbroker_uris && n >= 0 && (size_t)n < len; i++) {
+        wr_secret_mask_uri(cfg->broker_uris[i], uri, sizeof uri);
+        n += snprintf(buf + n, len - (size_t)n, "%s%s", i ? " " : "", uri);
+    }
+    if (n >= 0 && (size_t)n < len && !strncmp(cfg->broker_uri, "amqps://", 8))
+        n += snprintf(buf + n, len - (size_t)n, " (TLS, CA %s%s%s)",
+                      cfg->ca_file ? cfg->ca_file : "the system's",
+                      cfg->cert_file ? ", client certificate " : "",
+                      cfg->cert_file ? cfg->cert_file : "");
+    if (n >= 0 && (size_t)n < len && cfg->password_source)
+        snprintf(buf + n, len - (size_t)n, ", password from %s", cfg->password_source);
+    return buf;
+}
+
 /* --check: the config, then the plugins (loaded and initialised in this
  * short-lived process, never in the running supervisor). */
 static int run_check(const wr_config *cfg, const char *dir)
 {
     wr_plugins *plugins = NULL;
     wr_diag diag = {0};
+    char text[1024];
 
     int rc = wr_plugins_load(&plugins, dir, cfg->plugins, cfg->nplugins, cfg, &diag);
     int missing = 0;
@@ -122,13 +146,7 @@ static int run_check(const wr_config *cfg, const char *dir)
     for (size_t i = 0; i < wr_plugins_method_count(plugins); i++)
         printf(" %s", wr_plugins_method_at(plugins, i)->method->name);
     printf("\n");
-    /* Where workers connect: host:port/vhost only, never a password. */
-    printf("%s: broker node%s:", cfg->path, cfg->nbroker_uris == 1 ? "" : "s");
-    for (size_t i = 0; i < cfg->nbroker_uris; i++) {
-        char node[256];
-        printf(" %s", wr_uri_node(cfg->broker_uris[i], node, sizeof node));
-    }
-    printf("\n");
+    printf("%s: broker %s\n", cfg->path, broker_text(cfg, text, sizeof text));
     wr_plugins_unload(plugins);
     return WR_EXIT_OK;
 }
@@ -218,6 +236,18 @@ int main(int argc, char **argv)
         goto out;
     }
     wr_log_set_level(cfg.log_level);
+    /* The config has its copy: what `ps` shows loses the password now. */
+    if (wr_secret_scrub_args(argc, argv))
+        wr_warn("a broker password was given on the command line: other users could see it in "
+                "the process list until now; use [broker] password_file or $%s instead",
+                WR_SECRET_PASSWORD_ENV);
+    if (cfg.uri_password_line > 0)
+        wr_secret_warn_if_readable(cfg.path, cfg.uri_password_line);
+    if (!check) {
+        char text[1024];
+
+        wr_info("broker %s", broker_text(&cfg, text, sizeof text));
+    }
     dir = cfg.plugin_dir ? cfg.plugin_dir : default_plugins;
     rc = check ? run_check(&cfg, dir) : wr_supervisor_run(&cfg, exe, dir);
     wr_config_free(&cfg);

@@ -18,6 +18,12 @@
 # peers' too: Erlang nodes find each other through one epmd) and leave it
 # running when the node stops; WARREN_BROKER_COOKIE=TEXT is the Erlang
 # cookie instead of a random one (cluster members must share it).
+# WARREN_BROKER_TLS=CERTDIR adds a TLS listener on another free loopback
+# port, with CERTDIR's ca.pem (the CA clients' certificates must chain to),
+# server.pem and server.key (copied into the node's state dir); DIR/amqps_uri
+# then names it.  WARREN_BROKER_TLS_PEER=required makes the node demand a
+# client certificate (ssl_options.fail_if_no_peer_cert = true); without it
+# the node asks for none.
 #
 # Why a private node: the tests must not depend on, or disturb, a broker
 # that happens to run on the machine (another engineer's suite, the system
@@ -49,6 +55,7 @@
 #   uri       amqp://guest:guest@127.0.0.1:PORT/   (what the tests connect to)
 #   amqp10_uri  amqp://guest:guest@127.0.0.1:PORT  (AMQP 1.0 clients: the
 #             rabbitmq_amqp1_0 plugin answers on the same port)
+#   amqps_uri amqps://guest:guest@127.0.0.1:TLSPORT/ (only with WARREN_BROKER_TLS)
 #   node      the node name, e.g. warren-test-40123@localhost
 #   state     the path of the state dir
 #   env       the exported variables: `. DIR/env; HOME=$WARREN_BROKER_STATE
@@ -149,7 +156,7 @@ node_alive() {
 # only logs: no env, so stop leaves it alone) and drop the state dir.
 keep_failure_logs() {
     local dir=$1 state=$WARREN_BROKER_STATE
-    rm -f "$dir/log" "$dir/env" "$dir/uri" "$dir/amqp10_uri" "$dir/node" "$dir/state" "$dir/pid" "$dir/beam.pid"
+    rm -f "$dir/log" "$dir/env" "$dir/uri" "$dir/amqp10_uri" "$dir/amqps_uri" "$dir/node" "$dir/state" "$dir/pid" "$dir/beam.pid"
     if [ -d "$state/log" ]; then
         cp -r "$state/log" "$dir/log"
     fi
@@ -223,6 +230,35 @@ amqp1_0.default_vhost = /
 EOF2
     : >"$state/rabbitmq-env.conf"
 
+    # TLS (WARREN_BROKER_TLS): the certificates are copied in, so their
+    # path never reaches Erlang.
+    local tls_port=
+    if [ -n "${WARREN_BROKER_TLS:-}" ]; then
+        tls_port=$(free_port)
+        if [ "$tls_port" = "$amqp_port" ] || [ "$tls_port" = "$dist_port" ] ||
+            [ "$tls_port" = "$epmd_port" ]; then
+            rm -rf "$state" "$dir/state"
+            return 2
+        fi
+        mkdir "$state/tls"
+        cp "$WARREN_BROKER_TLS/ca.pem" "$WARREN_BROKER_TLS/server.pem" \
+            "$WARREN_BROKER_TLS/server.key" "$state/tls/" ||
+            die "WARREN_BROKER_TLS=$WARREN_BROKER_TLS: needs ca.pem, server.pem and server.key"
+        local peer="verify = verify_none"
+        if [ "${WARREN_BROKER_TLS_PEER:-}" = required ]; then
+            peer="verify = verify_peer
+ssl_options.fail_if_no_peer_cert = true"
+        fi
+        cat >>"$state/rabbitmq.conf" <<EOF2
+# TLS (WARREN_BROKER_TLS)
+listeners.ssl.default = 127.0.0.1:$tls_port
+ssl_options.cacertfile = $state/tls/ca.pem
+ssl_options.certfile = $state/tls/server.pem
+ssl_options.keyfile = $state/tls/server.key
+ssl_options.$peer
+EOF2
+    fi
+
     # Everything the server and rabbitmqctl need to find this node.  Written
     # to DIR/env as well, so stop, ctl and a human can reach it later.
     # (Only $state paths: no spaces, nothing to quote.)
@@ -247,6 +283,9 @@ export WARREN_BROKER_SHARED_EPMD=${WARREN_BROKER_EPMD_PORT:+1}
 EOF2
     echo "amqp://guest:guest@127.0.0.1:$amqp_port/" >"$dir/uri"
     echo "amqp://guest:guest@127.0.0.1:$amqp_port" >"$dir/amqp10_uri"
+    if [ -n "$tls_port" ]; then
+        echo "amqps://guest:guest@127.0.0.1:$tls_port/" >"$dir/amqps_uri"
+    fi
     echo "$node" >"$dir/node"
     ln -s "$state/log" "$dir/log"
     load_env "$dir"
@@ -369,7 +408,7 @@ cmd_stop() {
     case $state in
     "$STATE_PARENT"/warren-broker.*) rm -rf "$state" ;;
     esac
-    rm -f "$dir/env" "$dir/uri" "$dir/amqp10_uri" "$dir/node" "$dir/state" "$dir/pid" "$dir/beam.pid"
+    rm -f "$dir/env" "$dir/uri" "$dir/amqp10_uri" "$dir/amqps_uri" "$dir/node" "$dir/state" "$dir/pid" "$dir/beam.pid"
     if [ -f "$dir/server.log" ] && [ ! -L "$dir/log" ]; then
         return 0 # a failed start's logs
     fi

@@ -53,6 +53,7 @@
 #include "common/log.h"
 #include "common/nodes.h"
 #include "worker/commands.h"
+#include "worker/connect_options.h"
 #include "worker/delivery.h"
 #include "worker/dispatch.h"
 #include "worker/outbox.h"
@@ -727,18 +728,20 @@ static void run(worker *w)
     const wr_config *cfg = w->cfg;
     wr_ipc_msg ready = {.type = WR_IPC_READY};
     char name[64], err[512], node[256];
-    int backoff = BACKOFF_MIN_MS;
+    int backoff = BACKOFF_MIN_MS, failure;
     wr_nodes nodes;
+    wr_amqp_options opt;
 
     /* Worker N starts at node N mod count and moves to the next one after
      * every failed connect or lost connection (common/nodes.c). */
     wr_nodes_init(&nodes, cfg->broker_uris, cfg->nbroker_uris, w->index);
     snprintf(name, sizeof name, "warren worker %d (pid %d)", w->index, (int)getpid());
+    opt = wr_worker_amqp_options(cfg, name);
     while (!wr_signals_stopping()) {
         wr_uri_node(wr_nodes_uri(&nodes), node, sizeof node);
-        w->conn = wr_amqp_connect(wr_nodes_uri(&nodes), cfg->heartbeat, cfg->connect_timeout, name,
-                                  err, sizeof err);
+        w->conn = wr_amqp_open(wr_nodes_uri(&nodes), &opt, &failure, err, sizeof err);
         if (!w->conn) {
+            backoff = wr_worker_tls_backoff(failure, backoff);
             wr_warn("broker %s: %s; retrying in %d ms", node, err, backoff);
         } else if (confirm_mode(w) < 0 ||
                    wr_topology_setup(w->conn, CHANNEL, cfg, w->queues, w->consumer_tags) < 0) {

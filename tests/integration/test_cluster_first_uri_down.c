@@ -70,14 +70,16 @@ Test(cluster, first_uri_down_at_start, .timeout = 300)
     wr_test_queue_name(w.queue, sizeof w.queue, "cluster_first_down");
     wr_test_warren_write_conf(&w, WORKERS, NULL);
 
-    /* --check names every node, and no credentials. */
+    /* --check names every node, and no password. */
     char cmd[2048], want[256], *out = NULL;
     snprintf(cmd, sizeof cmd, "'%s' -c '%s' --check -o '%s'", getenv("WARREN_BIN"), w.conf, ov);
     cr_assert_eq(wr_test_sh(cmd, &out, NULL), 0, "%s", out);
-    snprintf(want, sizeof want, "broker nodes: 127.0.0.1:%d/ 127.0.0.1:%d/ 127.0.0.1:%d/\n", port,
-             uri_port(wr_cluster_uri(1)), uri_port(wr_cluster_uri(2)));
+    snprintf(want, sizeof want,
+             "broker amqp://guest:***@127.0.0.1:%d/ amqp://guest:***@127.0.0.1:%d/ "
+             "amqp://guest:***@127.0.0.1:%d/\n",
+             port, uri_port(wr_cluster_uri(1)), uri_port(wr_cluster_uri(2)));
     cr_expect(strstr(out, want) != NULL, "--check said:\n%s", out);
-    cr_expect(strstr(out, "guest") == NULL, "--check shows credentials:\n%s", out);
+    cr_expect(strstr(out, "guest:guest") == NULL, "--check shows the password:\n%s", out);
     free(out);
 
     char *argv[] = {"warren", "-c", w.conf, "-o", ov, NULL};

@@ -113,6 +113,11 @@ static void expect_same(const wr_config *a, const wr_config *b)
                  b->nbroker_uris);
     cr_expect_eq(a->heartbeat, b->heartbeat);
     cr_expect_eq(a->connect_timeout, b->connect_timeout);
+    expect_str_or_null(a->ca_file, b->ca_file);
+    expect_str_or_null(a->cert_file, b->cert_file);
+    expect_str_or_null(a->key_file, b->key_file);
+    expect_str_or_null(a->password_file, b->password_file);
+    expect_str_or_null(a->broker_password, b->broker_password);
     cr_expect_eq(a->workers, b->workers);
     cr_expect_eq(a->prefetch, b->prefetch);
     cr_expect_eq(a->max_message_size, b->max_message_size);
@@ -783,6 +788,18 @@ Test(config, example_config_loads_with_its_documented_values)
     wr_config_free(&cfg);
 }
 
+/* Is the ';' line at S one of the keys whose value must be a file? */
+static bool names_a_file(const char *s)
+{
+    static const char *const keys[] = {"ca_file", "cert_file", "key_file", "password_file"};
+
+    s += strspn(s, "; ");
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!strncmp(s, keys[i], strlen(keys[i])) && strchr(" =", s[strlen(keys[i])]))
+            return true;
+    return false;
+}
+
 /* The example is the reference: every key appears in it, and with every
  * ';' setting uncommented it still loads and gives the defaults. */
 Test(config, example_config_lists_every_key_with_its_default)
@@ -790,6 +807,10 @@ Test(config, example_config_lists_every_key_with_its_default)
     static const char *const documented[] = {"uri",
                                              "heartbeat",
                                              "connect_timeout",
+                                             "ca_file",
+                                             "cert_file",
+                                             "key_file",
+                                             "password_file",
                                              "workers",
                                              "prefetch",
                                              "max_message_size",
@@ -822,11 +843,13 @@ Test(config, example_config_lists_every_key_with_its_default)
         cr_expect_not_null(strstr(text, line), "%s is not in warren.conf", documented[i]);
     }
 
-    /* Drop the ';' (and one space) that opens a line. */
+    /* Drop the ';' (and one space) that opens a line.  Not for the keys
+     * that name files, which would have to exist (and the TLS ones need
+     * amqps://): they stay comments. */
     open_text = malloc(strlen(text) + 1);
     w = open_text;
     for (const char *s = text; *s; s++) {
-        if (*s == ';' && (s == text || s[-1] == '\n')) {
+        if (*s == ';' && (s == text || s[-1] == '\n') && !names_a_file(s)) {
             if (s[1] == ' ')
                 s++;
             continue;
@@ -928,12 +951,147 @@ Test(config, every_uri_is_checked_at_its_line_without_its_password)
 {
     expect_errors("[broker]\nuri = amqp://u:secret@h:1/ amqps://h:2/\nuri = amqp://u:secret@h:1/\n"
                   "uri = amqp://u:secret@h:port/\n" MINIMAL,
-                  "warren.conf:2: uri: amqps:// (TLS) is not supported yet; use amqp://\n"
                   "warren.conf:3: uri: \"h:1/\" listed twice\n"
                   "warren.conf:4: uri: not a valid AMQP URI (expected "
                   "amqp://USER:PASSWORD@HOST:PORT/VHOST)\n");
     static const char *const ov[] = {"broker.uri=amqp://ok:1/ ftp://h/"};
     expect_errors_ov(MINIMAL, ov, 1,
-                     "-o broker.uri=amqp://ok:1/ ftp://h/: uri: expected an amqp:// URI, got "
-                     "\"ftp://h/\"\n");
+                     "-o broker.uri=amqp://ok:1/ ftp://h/: uri: expected an amqp:// or amqps:// "
+                     "URI, got \"ftp://h/\"\n");
+}
+
+/* ---- TLS and the password ---------------------------------------------- */
+
+/* A file in a fresh temp dir holding TEXT; its path (static buffer). */
+static const char *temp_file(const char *name, const char *text)
+{
+    static char path[256];
+    char dir[] = "/tmp/warren-test-config.XXXXXX";
+    FILE *f;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Remove what temp_file() made. */
+static void remove_temp(const char *path)
+{
+    char dir[256], *slash;
+
+    snprintf(dir, sizeof dir, "%s", path);
+    slash = strrchr(dir, '/');
+    *slash = '\0';
+    cr_expect_eq(unlink(path), 0);
+    cr_expect_eq(rmdir(dir), 0);
+}
+
+Test(config, amqps_takes_tls_files_and_writes_them_back)
+{
+    const char *pem = temp_file("ca.pem", "not checked here\n");
+    char text[1024], *out;
+    wr_config a, b;
+
+    snprintf(
+        text, sizeof text,
+        "[broker]\nuri = amqps://u@h:5671/v\nca_file = %s\ncert_file = %s\nkey_file = %s\n" MINIMAL,
+        pem, pem, pem);
+    load_ok(&a, text, NULL, 0);
+    cr_expect_str_eq(a.ca_file, pem);
+    cr_expect_str_eq(a.cert_file, pem);
+    cr_expect_str_eq(a.key_file, pem);
+    cr_expect_null(a.broker_password);
+    cr_expect_null(a.password_source);
+    out = written(&a);
+    load_ok(&b, out, NULL, 0);
+    expect_same(&a, &b);
+    free(out);
+    wr_config_free(&b);
+    wr_config_free(&a);
+    remove_temp(pem);
+}
+
+Test(config, password_file_is_read_without_its_newline)
+{
+    const char *pw = temp_file("password", "s3cret\n");
+    char text[512], *out;
+    wr_config a, b;
+
+    snprintf(text, sizeof text, "[broker]\nuri = amqp://u@h/\npassword_file = %s\n" MINIMAL, pw);
+    load_ok(&a, text, NULL, 0);
+    cr_expect_str_eq(a.broker_password, "s3cret");
+    cr_expect_str_eq(a.password_source, "password_file");
+    cr_expect_eq(a.uri_password_line, 0);
+    out = written(&a);
+    cr_expect_null(strstr(out, "s3cret"), "what workers get holds no password:\n%s", out);
+    load_ok(&b, out, NULL, 0);
+    expect_same(&a, &b);
+    free(out);
+    wr_config_free(&b);
+    wr_config_free(&a);
+    remove_temp(pw);
+}
+
+Test(config, password_file_may_start_with_the_credentials_directory)
+{
+    const char *pw = temp_file("warren-password", "from-systemd\r\n");
+    char dir[256], *slash;
+    wr_config cfg;
+    wr_diag d = {0};
+    const char *text = "[broker]\nuri = amqp://u@h/\n"
+                       "password_file = ${CREDENTIALS_DIRECTORY}/warren-password\n" MINIMAL;
+
+    snprintf(dir, sizeof dir, "%s", pw);
+    slash = strrchr(dir, '/');
+    *slash = '\0';
+    unsetenv("CREDENTIALS_DIRECTORY");
+    cr_assert_eq(wr_config_load_string(&cfg, "x.conf", text, NULL, 0, &d), -1);
+    cr_assert_eq(d.n, 1);
+    cr_expect_str_eq(d.msgs[0],
+                     "x.conf:3: password_file: \"${CREDENTIALS_DIRECTORY}/warren-password\" needs "
+                     "$CREDENTIALS_DIRECTORY, which is not set (systemd sets it for a unit with "
+                     "LoadCredential=)");
+    wr_diag_free(&d);
+    setenv("CREDENTIALS_DIRECTORY", dir, 1);
+    load_ok(&cfg, text, NULL, 0);
+    cr_expect_str_eq(cfg.broker_password, "from-systemd");
+    wr_config_free(&cfg);
+    unsetenv("CREDENTIALS_DIRECTORY");
+    remove_temp(pw);
+}
+
+Test(config, password_from_the_environment_wins_over_the_uri)
+{
+    wr_config cfg;
+
+    setenv("WARREN_BROKER_PASSWORD", "from-env\n", 1);
+    load_ok(&cfg, "[broker]\nuri = amqp://u:in-uri@h/\n" MINIMAL, NULL, 0);
+    cr_expect_str_eq(cfg.broker_password, "from-env");
+    cr_expect_str_eq(cfg.password_source, "$WARREN_BROKER_PASSWORD");
+    cr_expect_eq(cfg.uri_password_line, 2, "unused, the file's password is still there to read");
+    wr_config_free(&cfg);
+    unsetenv("WARREN_BROKER_PASSWORD");
+
+    load_ok(&cfg, "[broker]\nuri = amqp://u:in-uri@h/\n" MINIMAL, NULL, 0);
+    cr_expect_null(cfg.broker_password);
+    cr_expect_str_eq(cfg.password_source, "uri");
+    cr_expect_eq(cfg.uri_password_line, 2, "the line is what the readable-file warning names");
+    wr_config_free(&cfg);
+}
+
+Test(config, a_password_in_an_override_is_never_echoed)
+{
+    const char *ov[] = {"broker.uri=http://u:topsecret@h/"};
+    wr_config cfg;
+    wr_diag d = {0};
+
+    cr_assert_eq(wr_config_load_string(&cfg, "x.conf", MINIMAL, ov, 1, &d), -1);
+    cr_assert_eq(d.n, 1);
+    cr_expect_str_eq(d.msgs[0], "-o broker.uri=http://u:***@h/: uri: expected an amqp:// or "
+                                "amqps:// URI, got \"http://u:***@h/\"");
+    wr_diag_free(&d);
 }
