@@ -687,7 +687,8 @@ Test(config, value_starting_with_a_semicolon_is_refused)
                   "warren.conf:2: queue: a value cannot start with ';' (it would read back as a "
                   "comment)\n"
                   "warren.conf:4: k: a value cannot start with ';' (it would read back as a "
-                  "comment)\n");
+                  "comment)\n"
+                  "warren.conf:1: [route rpc]: queue is required\n");
 }
 
 /* ---- writing ------------------------------------------------------------ */
