@@ -64,26 +64,35 @@ static void die(const char *what)
 
 /* A connection whose socket is a loopback TCP connection to SINK: no
  * broker, no handshake; publishing writes frames there.  RPCs (the
- * passive exchange check of an exchange reply_to) time out at once. */
+ * passive exchange check of an exchange reply_to) time out at once, and
+ * rabbitmq-c then closes the socket: open_sink() again makes a new one, as
+ * the worker reconnects. */
 static void open_sink(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    static int lfd = -1;
+    static char port[16];
     struct timeval rpc = {.tv_sec = 0, .tv_usec = 1000};
     amqp_socket_t *s;
-    char port[16];
 
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 1) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&a, &alen) < 0)
-        die("cannot listen on 127.0.0.1");
-    snprintf(port, sizeof port, "%u", ntohs(a.sin_port));
+    if (lfd < 0) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t alen = sizeof a;
+
+        lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 1) < 0 ||
+            getsockname(lfd, (struct sockaddr *)&a, &alen) < 0)
+            die("cannot listen on 127.0.0.1");
+        snprintf(port, sizeof port, "%u", ntohs(a.sin_port));
+    }
+    if (conn)
+        amqp_destroy_connection(conn);
+    if (sink >= 0)
+        close(sink);
     if (!(conn = amqp_new_connection()) || !(s = amqp_tcp_socket_new(conn)) ||
         amqp_socket_open(s, "127.0.0.1", atoi(port)) != AMQP_STATUS_OK)
         die("cannot connect to the sink");
     if ((sink = accept(lfd, NULL, NULL)) < 0 || fcntl(sink, F_SETFL, O_NONBLOCK) < 0)
         die("cannot accept the sink connection");
-    close(lfd);
     if (amqp_set_rpc_timeout(conn, &rpc) != AMQP_STATUS_OK)
         die("cannot set the rpc timeout");
 }
@@ -214,8 +223,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "reply (%s): %.*s\n", job.reply_type ? job.reply_type : "none",
                     (int)job.reply_len, job.reply ? job.reply : "");
         if (job.reply) {
-            wr_reply_publish(conn, 1, &env.message.properties, &job);
-            drain_sink();
+            if (wr_reply_publish(conn, 1, &env.message.properties, &job) < 0)
+                open_sink();
+            else
+                drain_sink();
         }
     }
     wr_dispatch_free(&job);
