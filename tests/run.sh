@@ -46,7 +46,7 @@ done
 
 # Fuzzing, ThreadSanitizer and valgrind (README "Fuzzing and sanitizers"):
 # each libFuzzer target for WARREN_FUZZ_SECONDS (default 60), then a TSan
-# warren and a warren under valgrind serving integration tests.  About 6
+# warren and a warren under valgrind serving integration tests.  About 3
 # minutes on a 2-core machine.
 echo "=== fuzz ===" >&2
 tests/fuzz/run.sh "${WARREN_FUZZ_SECONDS:-60}"
