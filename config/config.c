@@ -753,6 +753,13 @@ static int on_pair(void *user, const char *section, const char *name, const char
     struct load *l = user;
 
     (void)section; /* always "": next_line() keeps section headers to itself */
+    /* next_line() cut any inline comment, but a ';' right after the '='
+     * is left: written back as "KEY = ;..." it would read as one. */
+    if (value[0] == ';') {
+        problem(l, l->lineno, "%s: a value cannot start with ';' (it would read back as a comment)",
+                name);
+        return 1;
+    }
     set_key(l, name, value, l->lineno, false);
     return 1;
 }

@@ -10,6 +10,9 @@ set -euo pipefail
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libuv1-dev libjansson-dev
           libcriterion-dev libinih-dev libqpid-proton11-dev libssl-dev openssl rabbitmq-server procps
           iproute2 clang-format git)
+# tests/fuzz/run.sh (libFuzzer, with llvm-symbolizer for its reports) and
+# tests/daemon_check.sh (ThreadSanitizer, valgrind).
+PACKAGES+=(clang libclang-rt-14-dev llvm libtsan2 valgrind)
 
 die() {
     echo "deps.sh: $*" >&2

@@ -2,11 +2,12 @@
 # Run the whole test suite: the clang-format check, unit and integration tests (against private
 # RabbitMQ nodes the suite starts and stops itself), first in a normal
 # warning-free build, then again under AddressSanitizer and
-# UndefinedBehaviorSanitizer.
+# UndefinedBehaviorSanitizer; then the fuzz targets and the daemon under
+# ThreadSanitizer and valgrind.
 #
 #   tests/run.sh
 #
-# Build trees: build-test/ and build-asan/.  Exit status: nonzero if any
+# Build trees: build-test/, build-asan/, build-fuzz/ and build-tsan/.  Exit status: nonzero if any
 # build or test fails; a failure names the logs it left.  Works from a
 # checkout anywhere (a 0700 home, a path with spaces): the broker's state
 # lives in a private temp dir (see tests/broker.sh).
@@ -42,3 +43,12 @@ EOF
         exit 1
     fi
 done
+
+# Fuzzing, ThreadSanitizer and valgrind (README "Fuzzing and sanitizers"):
+# each libFuzzer target for WARREN_FUZZ_SECONDS (default 60), then a TSan
+# warren and a warren under valgrind serving integration tests.  About 3
+# minutes on a 2-core machine.
+echo "=== fuzz ===" >&2
+tests/fuzz/run.sh "${WARREN_FUZZ_SECONDS:-60}"
+echo "=== daemon check: ThreadSanitizer, valgrind ===" >&2
+tests/daemon_check.sh

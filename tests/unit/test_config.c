@@ -684,6 +684,20 @@ Test(config, override_value_too_long_to_write_back_is_refused)
     expect_errors_ov(MINIMAL, ovs, 1, expected);
 }
 
+/* Found by fuzz_config: "queue =;u" gave the queue ";u", which
+ * wr_config_write() wrote as "queue = ;u", and that reads back as an empty
+ * value and a comment: the supervisor accepted a config its workers then
+ * refused.  A file value may not start with ';', as an override may not. */
+Test(config, value_starting_with_a_semicolon_is_refused)
+{
+    expect_errors("[route rpc]\nqueue =;u\n[plugin p]\nk =;v\nok = a;b\n",
+                  "warren.conf:2: queue: a value cannot start with ';' (it would read back as a "
+                  "comment)\n"
+                  "warren.conf:4: k: a value cannot start with ';' (it would read back as a "
+                  "comment)\n"
+                  "warren.conf:1: [route rpc]: queue is required\n");
+}
+
 /* ---- writing ------------------------------------------------------------ */
 
 Test(config, write_gives_plain_ini_with_every_value)
