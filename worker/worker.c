@@ -43,7 +43,9 @@
 #include "common/exitcodes.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "worker/attempts.h"
 #include "worker/commands.h"
+#include "worker/deadletter.h"
 #include "worker/delivery.h"
 #include "worker/dispatch.h"
 #include "worker/plugin_loader.h"
@@ -90,6 +92,8 @@ typedef struct worker {
     int ipc_ok;
 
     wr_commands commands; /* from the supervisor, on stdin */
+    int exit_code;        /* nonzero: stop and exit with it (a queue that exists
+                             with other arguments: WR_EXIT_CONFIG) */
 } worker;
 
 static void report(worker *w, const wr_ipc_msg *m)
@@ -104,22 +108,34 @@ static int finish_job(worker *w, int reject);
 static void drop_job(worker *w);
 
 /*
- * The delivery is a known poison message: answer it with an error saying
- * why (when the caller expects an answer) and reject it without requeue,
- * so the broker dead-letters it (or drops it) instead of redelivering.
+ * The delivery is a known poison message, or has used up its attempts:
+ * answer it with an error saying why (when the caller expects an answer)
+ * and take it off the queue without running it.  With dead_letter, a copy
+ * with headers saying why goes to the route's dead-letter queue and the
+ * original is acked; without, it is rejected without requeue (dropped, or
+ * dead-lettered by a policy's dead-letter exchange).
  */
-static int refuse_job(worker *w, const wr_ipc_msg *p)
+static int refuse_job(worker *w, const char *msgid, const wr_refusal *why)
 {
     char msg[512];
+    int dead = w->route->dead_letter, rc;
 
-    snprintf(msg, sizeof msg, "request refused: it killed %u worker%s (last one %s)", p->deaths,
-             p->deaths == 1 ? "" : "s", p->why);
-    wr_warn("route %s: refusing request %s (%s): it killed %u worker%s; rejecting it without "
-            "requeue",
-            w->route->name, p->msgid, wr_dispatch_method(&w->job), p->deaths,
-            p->deaths == 1 ? "" : "s");
+    if (why->last_death[0])
+        snprintf(msg, sizeof msg, "request refused: it %s (last one %s)", why->reason,
+                 why->last_death);
+    else
+        snprintf(msg, sizeof msg, "request refused: it %s", why->reason);
+    wr_warn("route %s: refusing request %s (%s): it %s; %s", w->route->name, msgid,
+            wr_dispatch_method(&w->job), why->reason,
+            dead ? "moving it to the dead-letter queue" : "rejecting it without requeue");
     wr_dispatch_refuse(&w->job, msg);
-    int rc = finish_job(w, 1);
+    /* The integrator's publisher confirms track this publish like a reply. */
+    if (dead && wr_deadletter_publish(w->conn, CHANNEL, w->route, &w->env, why) < 0) {
+        report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
+        drop_job(w);
+        return -1;
+    }
+    rc = finish_job(w, !dead);
     drop_job(w);
     return rc;
 }
@@ -134,6 +150,7 @@ static int start_job(worker *w, amqp_envelope_t *env)
     wr_ipc_msg m = {.type = WR_IPC_START};
     amqp_basic_properties_t *p = &env->message.properties;
     const wr_ipc_msg *poison;
+    wr_refusal why;
 
     w->env = *env;
     w->route = wr_topology_route_of(w->cfg, w->consumer_tags, env->consumer_tag);
@@ -169,7 +186,9 @@ static int start_job(worker *w, amqp_envelope_t *env)
     poison = env->redelivered ? wr_commands_poisoned(&w->commands, w->route->name, m.msgid, m.hash)
                               : NULL;
     if (poison)
-        return refuse_job(w, poison);
+        wr_refusal_from_poison(&why, poison);
+    if (poison || wr_attempts_spent(&w->commands, w->route, w->cfg->max_attempts, &m, env, &why))
+        return refuse_job(w, m.msgid, &why);
     report(w, &m);
     wr_runner_submit(w->runner, &w->job);
     return 0;
@@ -543,7 +562,7 @@ static void run(worker *w)
     const wr_config *cfg = w->cfg;
     wr_ipc_msg ready = {.type = WR_IPC_READY};
     char name[64], err[512];
-    int backoff = BACKOFF_MIN_MS;
+    int backoff = BACKOFF_MIN_MS, rc;
 
     snprintf(name, sizeof name, "warren worker %d (pid %d)", w->index, (int)getpid());
     while (!wr_signals_stopping()) {
@@ -551,9 +570,17 @@ static void run(worker *w)
                                   sizeof err);
         if (!w->conn) {
             wr_warn("broker: %s; retrying in %d ms", err, backoff);
-        } else if (wr_topology_setup(w->conn, CHANNEL, cfg, w->queues, w->consumer_tags) < 0) {
-            wr_amqp_close(w->conn);
+        } else if ((rc = wr_topology_setup(w->conn, CHANNEL, cfg, w->queues, w->consumer_tags)) <
+                   0) {
+            /* The broker may have closed the connection (3.10 does, with
+             * 541, when workers race to create a quorum queue): a polite
+             * close would wait for an answer that never comes. */
+            amqp_destroy_connection(w->conn);
             w->conn = NULL;
+            if (rc == WR_TOPOLOGY_CONFLICT) { /* logged; a config error */
+                w->exit_code = WR_EXIT_CONFIG;
+                return;
+            }
         } else {
             backoff = BACKOFF_MIN_MS;
             wr_info("consuming from %zu route%s, prefetch %d", cfg->nroutes,
@@ -592,6 +619,8 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir, long
          * one gets the list again. */
         if (w.commands.lost)
             code = WR_EXIT_TEMPFAIL;
+        if (w.exit_code)
+            code = w.exit_code;
     }
     worker_close(&w);
     return code;
