@@ -208,6 +208,10 @@ amqp1_0.default_user = guest
 amqp1_0.default_vhost = /
 EOF2
     : >"$state/rabbitmq-env.conf"
+    # Quorum queues (warren's default) report their counts to list_queues
+    # on each Ra tick, every 5 s by default: tick every 200 ms so the
+    # tests' polls of messages_unacknowledged and consumers see the present.
+    echo '[{rabbit, [{quorum_tick_interval, 200}]}].' >"$state/advanced.config"
 
     # Everything the server and rabbitmqctl need to find this node.  Written
     # to DIR/env as well, so stop, ctl and a human can reach it later.
