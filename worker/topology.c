@@ -205,13 +205,6 @@ int wr_topology_setup(amqp_connection_state_t conn, int channel, const wr_config
             if (rc)
                 goto fail;
         }
-        if (r->dead_letter) {
-            rc = declare_dead_letter(conn, channel, r, queues[i], err, sizeof err);
-            if (rc == WR_TOPOLOGY_CONFLICT)
-                return rc;
-            if (rc)
-                goto fail;
-        }
         args[nargs++] = (amqp_table_entry_t){
             .key = amqp_cstring_bytes("x-queue-type"),
             .value = {.kind = AMQP_FIELD_KIND_UTF8,
@@ -260,6 +253,15 @@ int wr_topology_setup(amqp_connection_state_t conn, int channel, const wr_config
             return rc;
         if (rc)
             goto fail;
+        /* After the queue, so that a queue that conflicts leaves
+         * nothing new behind.  Nothing is consumed before these exist. */
+        if (r->dead_letter) {
+            rc = declare_dead_letter(conn, channel, r, queues[i], err, sizeof err);
+            if (rc == WR_TOPOLOGY_CONFLICT)
+                return rc;
+            if (rc)
+                goto fail;
+        }
         /* A reply exchange that does not exist would make the broker
          * close the channel at the first reply, after which the ack is
          * lost and the request comes back forever: check it now. */
