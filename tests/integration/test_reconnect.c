@@ -41,7 +41,7 @@ Test(reconnect, connection_loss_mid_request_loses_nothing, .timeout = 120)
     wr_test_warren w = {0};
     wr_client *c;
     char err[256];
-    const char *slow = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[6],\"id\":1}";
+    const char *slow = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[10],\"id\":1}";
     int answered_slow = 0, answered_echo = 0, tries;
 
     wr_test_warren_start(&w, 1, NULL, 1);
@@ -66,13 +66,13 @@ Test(reconnect, connection_loss_mid_request_loses_nothing, .timeout = 120)
     }
     while (answered_slow + answered_echo < 6) {
         wr_client_reply r;
-        int got = wr_client_recv(c, 20000, &r, err, sizeof err);
+        int got = wr_client_recv(c, 30000, &r, err, sizeof err);
         cr_assert_eq(got, 1, "only %d of 6 replies after the connection loss (%s):\n%s",
                      answered_slow + answered_echo, got < 0 ? err : "timeout",
                      wr_test_log_read(&w));
         if (strcmp(r.correlation_id, "slow") == 0) {
             answered_slow++;
-            cr_assert(strstr(r.body, "\"result\":6") != NULL, "%s", r.body);
+            cr_assert(strstr(r.body, "\"result\":10") != NULL, "%s", r.body);
         } else {
             answered_echo++;
         }
@@ -146,7 +146,7 @@ Test(reconnect, kill_after_reconnect_blames_no_old_request, .timeout = 120)
 {
     wr_test_warren w = {0};
     char *argv[] = {"warren", "-c", w.conf, "-o", "pool.max_attempts=1", NULL};
-    const char *slow = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[6],\"id\":1}";
+    const char *slow = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[10],\"id\":1}";
     amqp_connection_state_t held;
     wr_client *c;
     wr_client_reply r;
@@ -184,10 +184,10 @@ Test(reconnect, kill_after_reconnect_blames_no_old_request, .timeout = 120)
 
     /* Back in the queue (redelivered): answered, not refused. */
     amqp_destroy_connection(held);
-    cr_assert_eq(wr_client_recv(c, 20000, &r, err, sizeof err), 1, "no reply:\n%s",
+    cr_assert_eq(wr_client_recv(c, 30000, &r, err, sizeof err), 1, "no reply:\n%s",
                  wr_test_log_read(&w));
     cr_assert_str_eq(r.correlation_id, "slow");
-    cr_assert(strstr(r.body, "\"result\":6") != NULL, "%.*s", (int)r.len, r.body);
+    cr_assert(strstr(r.body, "\"result\":10") != NULL, "%.*s", (int)r.len, r.body);
     wr_client_reply_free(&r);
     wr_client_close(c);
     cr_assert_eq(wr_test_warren_stop(&w), 0);
