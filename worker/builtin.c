@@ -20,7 +20,7 @@ int wr_builtin_has(const char *name)
 static json_t *status(const wr_builtins *b)
 {
     char host[256] = "";
-    json_t *plugins = json_array();
+    json_t *plugins = json_array(), *st;
     long long up = now_ms() - b->started_ms;
 
     if (gethostname(host, sizeof host - 1) < 0)
@@ -29,11 +29,18 @@ static json_t *status(const wr_builtins *b)
         json_array_append_new(plugins,
                               json_pack("{s:s, s:s}", "name", wr_plugins_name_at(b->plugins, i),
                                         "version", wr_plugins_version_at(b->plugins, i)));
-    return json_pack("{s:s, s:I, s:I, s:i, s:s, s:f, s:I, s:I, s:o}", "hostname", host,
-                     "supervisor_pid", (json_int_t)b->supervisor_pid, "worker_pid",
-                     (json_int_t)getpid(), "worker_index", b->index, "version", WARREN_VERSION,
-                     "uptime_s", up > 0 ? (double)up / 1000.0 : 0.0, "requests",
-                     (json_int_t)*b->handled, "failed", (json_int_t)*b->failed, "plugins", plugins);
+    st = json_pack("{s:s, s:I, s:I, s:i, s:s, s:f, s:I, s:I, s:o}", "hostname", host,
+                   "supervisor_pid", (json_int_t)b->supervisor_pid, "worker_pid",
+                   (json_int_t)getpid(), "worker_index", b->index, "version", WARREN_VERSION,
+                   "uptime_s", up > 0 ? (double)up / 1000.0 : 0.0, "requests",
+                   (json_int_t)*b->handled, "failed", (json_int_t)*b->failed, "plugins", plugins);
+    /* Replies that reached no one: returned (no queue took them) or
+     * nacked by the broker; their requests were acked all the same. */
+    if (st && b->returned)
+        json_object_set_new(st, "replies_returned", json_integer((json_int_t)*b->returned));
+    if (st && b->nacked)
+        json_object_set_new(st, "replies_nacked", json_integer((json_int_t)*b->nacked));
+    return st;
 }
 
 json_t *wr_builtin_call(const wr_builtins *b, const char *name)

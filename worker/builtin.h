@@ -21,6 +21,8 @@ typedef struct wr_builtins {
     long long started_ms;         /* when the instance started, unix ms */
     const unsigned long *handled; /* the worker's counters, borrowed */
     const unsigned long *failed;
+    const unsigned long *returned; /* replies no queue took; may be NULL */
+    const unsigned long *nacked;   /* replies the broker nacked; may be NULL */
     const wr_plugins *plugins;
 } wr_builtins;
 

@@ -191,12 +191,14 @@ int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic
         props.headers = (amqp_table_t){.num_entries = nheaders, .entries = headers};
     }
     st = amqp_basic_publish(conn, (amqp_channel_t)channel, amqp_cstring_bytes(exchange),
-                            amqp_cstring_bytes(key), 0, 0, &props,
+                            amqp_cstring_bytes(key), 1 /* mandatory */, 0, &props,
                             (amqp_bytes_t){.len = job->reply_len, .bytes = job->reply});
     if (st != AMQP_STATUS_OK) {
         wr_error("route %s: publishing a reply to %s%s%s failed: %s", route->name, exchange,
                  exchange[0] ? "/" : "", key, amqp_error_string2(st));
         ret = -1;
+    } else {
+        ret = 1;
     }
 out:
     free(props10);

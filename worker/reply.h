@@ -9,7 +9,7 @@
  * correlation_id and its x-correlation-id header (the kind unchanged:
  * where RabbitMQ 3.x puts a 1.0 caller's ulong, binary or uuid id), so
  * the caller gets back its own form.  A reply is persistent when its
- * request was.
+ * request was, and mandatory.
  */
 #ifndef WR_WORKER_REPLY_H
 #define WR_WORKER_REPLY_H
@@ -21,9 +21,11 @@
 
 /*
  * Publish JOB's reply on CHANNEL, for a request that came with
- * properties REQ.  A request that names no reply address gets nothing,
- * with one warning.  Returns 0 (sent, or nothing to send), or -1 when the
- * connection failed (logged).
+ * properties REQ, mandatory: a reply no queue takes comes back as a
+ * basic.return (the worker logs and counts it).  A request that names no
+ * reply address gets nothing, with one warning.  Returns 1 when a reply
+ * was published, 0 when there was nothing to send, -1 when the connection
+ * failed (logged).
  */
 int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic_properties_t *req,
                      const wr_job *job);

@@ -4,8 +4,15 @@
  *
  * The per-message path reads top to bottom in serve():
  *   receive (amqp_consume_message) → start_job (decode, report "start",
- *   hand to the runner thread) → finish_job (publish reply, ack, report
- *   "done").
+ *   hand to the runner thread) → finish_job (publish the reply, report
+ *   "done", hand the request to the outbox) → settle, when the broker's
+ *   basic.ack for the reply arrives (ack the request).
+ *
+ * Publisher confirms: the channel is in confirm mode, and a request is
+ * acked only once its reply is confirmed, so a reply the broker lost
+ * (it died, it refused it) leaves its request unacked and redelivered.
+ * Confirms arrive as frames among the deliveries and are read as they
+ * come; the worker never waits for one before taking the next request.
  *
  * Why a runner thread: rabbitmq-c sends heartbeats only from inside its
  * own calls, and a handler may run for minutes.  While the runner works,
@@ -14,8 +21,9 @@
  * prefetch > 1) wait in a small local queue; they are only ever run one at
  * a time.
  *
- * Broker loss: the job in hand is finished but its reply is dropped (the
- * delivery tag died with the channel; the broker redelivers the message),
+ * Broker loss: the job in hand is finished but its reply is dropped, and
+ * answered requests not yet confirmed are forgotten (the delivery tags
+ * died with the channel; the broker redelivers the messages),
  * then we reconnect with exponential backoff and jitter, re-declare the
  * topology, and carry on.  Nothing is acked that was not answered.
  *
@@ -48,6 +56,7 @@
 #include "worker/deadletter.h"
 #include "worker/delivery.h"
 #include "worker/dispatch.h"
+#include "worker/outbox.h"
 #include "worker/plugin_loader.h"
 #include "worker/reply.h"
 #include "worker/runner.h"
@@ -61,11 +70,21 @@
 /* What ended a serve() round. */
 enum { SERVE_STOP = 0, SERVE_RECONNECT = 1 };
 
-/* A delivery waiting for the runner, in arrival order. */
-typedef struct pending {
+/*
+ * One request, from its delivery until the broker has its ack: waiting
+ * for the runner (the pending list, in arrival order), in hand (the job),
+ * or answered and waiting for the broker to confirm what was published
+ * for it (the outbox).
+ */
+typedef struct request {
+    wr_sent sent; /* first: the outbox's record of its publishes */
     amqp_envelope_t env;
-    struct pending *next;
-} pending;
+    const wr_route *route;
+    int reject;                    /* settle with a reject (no requeue), not an ack */
+    const wr_refusal *dead_letter; /* refused: finish_job first copies it to the
+                                      dead-letter queue (borrowed, only then) */
+    struct request *next;          /* in the pending list */
+} request;
 
 typedef struct worker {
     int index;
@@ -79,16 +98,19 @@ typedef struct worker {
     wr_builtins builtins;
     wr_dispatcher dispatcher; /* what the runner calls methods with */
 
-    pending *head, *tail; /* deliveries not yet started */
+    request *head, *tail; /* deliveries not yet started */
 
-    /* The job in hand (busy) and the delivery it came from. */
+    /* The job in hand (busy) and the request it came from. */
     int busy;
     wr_job job;
-    amqp_envelope_t env;
-    wr_delivery in; /* what JOB reads of ENV */
+    request *cur;
+    wr_delivery in; /* what JOB reads of CUR's envelope */
     const wr_route *route;
 
+    wr_outbox outbox; /* answered, awaiting the broker's confirms */
+
     unsigned long handled, failed;
+    unsigned long returned, nacked; /* replies that reached no one */
     int ipc_ok;
 
     wr_commands commands; /* from the supervisor, on stdin */
@@ -106,6 +128,24 @@ static void report(worker *w, const wr_ipc_msg *m)
 
 static int finish_job(worker *w, int reject);
 static void drop_job(worker *w);
+
+/* What names a request in status lines and logs: its correlation id, or
+ * its message id, or "-". */
+static void request_id(const amqp_basic_properties_t *p, char *out, size_t size)
+{
+    if ((p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) && p->correlation_id.len)
+        snprintf(out, size, "%.*s", (int)p->correlation_id.len, (char *)p->correlation_id.bytes);
+    else if ((p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) && p->message_id.len)
+        snprintf(out, size, "%.*s", (int)p->message_id.len, (char *)p->message_id.bytes);
+    else
+        snprintf(out, size, "-");
+}
+
+static void free_request(request *rq)
+{
+    amqp_destroy_envelope(&rq->env);
+    free(rq);
+}
 
 /*
  * The delivery is a known poison message, or has used up its attempts:
@@ -129,12 +169,7 @@ static int refuse_job(worker *w, const char *msgid, const wr_refusal *why)
             wr_dispatch_method(&w->job), why->reason,
             dead ? "moving it to the dead-letter queue" : "rejecting it without requeue");
     wr_dispatch_refuse(&w->job, msg);
-    /* The integrator's publisher confirms track this publish like a reply. */
-    if (dead && wr_deadletter_publish(w->conn, CHANNEL, w->route, &w->env, why) < 0) {
-        report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
-        drop_job(w);
-        return -1;
-    }
+    w->cur->dead_letter = dead ? why : NULL;
     rc = finish_job(w, !dead);
     drop_job(w);
     return rc;
@@ -145,38 +180,32 @@ static int refuse_job(worker *w, const char *msgid, const wr_refusal *why)
  * refuse it when it is a known poison message).  Returns 0, or -1 when the
  * connection failed while refusing.
  */
-static int start_job(worker *w, amqp_envelope_t *env)
+static int start_job(worker *w, request *rq)
 {
     wr_ipc_msg m = {.type = WR_IPC_START};
-    amqp_basic_properties_t *p = &env->message.properties;
+    amqp_envelope_t *env = &rq->env;
     const wr_ipc_msg *poison;
     wr_refusal why;
 
-    w->env = *env;
     w->route = wr_topology_route_of(w->cfg, w->consumer_tags, env->consumer_tag);
     if (!w->route) /* cannot happen: we only consume with our own tags */
         w->route = &w->cfg->routes[0];
+    rq->route = w->route;
     if (wr_delivery_from_envelope(&w->in, env) < 0) {
         /* Back to the queue, for this worker once memory returns or for
          * another one. */
         wr_error("route %s: out of memory reading a delivery; requeueing it", w->route->name);
         int st = amqp_basic_reject(w->conn, CHANNEL, env->delivery_tag, 1);
-        amqp_destroy_envelope(&w->env);
+        free_request(rq);
         return st == AMQP_STATUS_OK ? 0 : -1;
     }
     wr_dispatch_prepare(&w->job, w->route, &w->in, w->cfg->max_message_size);
+    w->cur = rq;
     w->busy = 1;
 
     snprintf(m.route, sizeof m.route, "%s", w->route->name);
     snprintf(m.method, sizeof m.method, "%s", wr_dispatch_method(&w->job));
-    if ((p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) && p->correlation_id.len)
-        snprintf(m.msgid, sizeof m.msgid, "%.*s", (int)p->correlation_id.len,
-                 (char *)p->correlation_id.bytes);
-    else if ((p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) && p->message_id.len)
-        snprintf(m.msgid, sizeof m.msgid, "%.*s", (int)p->message_id.len,
-                 (char *)p->message_id.bytes);
-    else
-        snprintf(m.msgid, sizeof m.msgid, "-");
+    request_id(&env->message.properties, m.msgid, sizeof m.msgid);
     wr_ipc_body_hash(env->message.body.bytes, env->message.body.len, m.hash);
 
     /* Only a redelivery can be a message that killed a worker.  Commands
@@ -195,37 +224,83 @@ static int start_job(worker *w, amqp_envelope_t *env)
 }
 
 /*
- * Publish the finished job's reply where the request asked, then ack it
- * (or, with REJECT, reject it without requeue).  Returns 0, or -1 when the
+ * Ack (or reject) every request whose publishes the broker has confirmed.
+ * Returns 0, or -1 when the connection failed (the broker redelivers what
+ * was not acked).
+ */
+static int settle(worker *w)
+{
+    wr_sent *s;
+
+    while ((s = wr_outbox_take_settled(&w->outbox))) {
+        request *rq = (request *)s;
+        int st;
+
+        if (s->nacked) {
+            char id[WR_IPC_TOKEN_MAX];
+
+            request_id(&rq->env.message.properties, id, sizeof id);
+            w->nacked++;
+            wr_warn("route %s: the broker refused (nacked) the reply to request %s; acking the "
+                    "request anyway (a retry would be refused the same way)",
+                    rq->route->name, id);
+        }
+        st = rq->reject ? amqp_basic_reject(w->conn, CHANNEL, rq->env.delivery_tag, 0)
+                        : amqp_basic_ack(w->conn, CHANNEL, rq->env.delivery_tag, 0);
+        if (st != AMQP_STATUS_OK)
+            wr_error("route %s: %s failed: %s", rq->route->name, rq->reject ? "reject" : "ack",
+                     amqp_error_string2(st));
+        free_request(rq);
+        if (st != AMQP_STATUS_OK)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * Publish the finished job's reply where the request asked, then hand the
+ * request to the outbox: it is acked (or, with REJECT, rejected without
+ * requeue) once the broker confirms the reply.  Returns 0, or -1 when the
  * connection failed (the message stays unacked and the broker will
  * redeliver it).
  */
 static int finish_job(worker *w, int reject)
 {
     wr_ipc_msg m = {.type = WR_IPC_DONE};
-    int st;
+    request *rq = w->cur;
 
-    if (w->job.reply && wr_reply_publish(w->conn, CHANNEL, &w->env.message.properties, &w->job) < 0)
-        goto dropped;
-    st = reject ? amqp_basic_reject(w->conn, CHANNEL, w->env.delivery_tag, 0)
-                : amqp_basic_ack(w->conn, CHANNEL, w->env.delivery_tag, 0);
-    if (st != AMQP_STATUS_OK) {
-        wr_error("route %s: %s failed: %s", w->route->name, reject ? "reject" : "ack",
-                 amqp_error_string2(st));
-        goto dropped;
+    rq->reject = reject;
+    wr_outbox_begin(&w->outbox, &rq->sent);
+    /* A refused request's copy (worker/deadletter.c), confirmed like a
+     * reply before the request is acked. */
+    if (rq->dead_letter) {
+        if (wr_deadletter_publish(w->conn, CHANNEL, rq->route, &rq->env, rq->dead_letter) < 0) {
+            report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
+            return -1;
+        }
+        rq->dead_letter = NULL;
+        wr_outbox_published(&w->outbox, &rq->sent);
     }
+    if (w->job.reply) {
+        int st = wr_reply_publish(w->conn, CHANNEL, &rq->env.message.properties, &w->job);
+        if (st < 0) {
+            /* Unanswered: the broker redelivers it, and the supervisor
+             * must not blame a later death on it. */
+            report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
+            return -1;
+        }
+        if (st > 0)
+            wr_outbox_published(&w->outbox, &rq->sent);
+    }
+    wr_outbox_add(&w->outbox, &rq->sent);
+    w->cur = NULL;
     w->handled++;
     if (w->job.nerrors)
         w->failed++;
     m.handled = w->handled;
     m.failed = w->failed;
     report(w, &m);
-    return 0;
-dropped:
-    /* Unanswered or unacked: the broker redelivers it, and the supervisor
-     * must not blame a later death on it. */
-    report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
-    return -1;
+    return settle(w); /* nothing published: acked at once */
 }
 
 /* Release the job in hand and its delivery. */
@@ -233,19 +308,85 @@ static void drop_job(worker *w)
 {
     wr_dispatch_free(&w->job);
     wr_delivery_free(&w->in);
-    amqp_destroy_envelope(&w->env);
+    if (w->cur)
+        free_request(w->cur);
+    w->cur = NULL;
     w->busy = 0;
 }
 
 static void drop_pending(worker *w)
 {
     while (w->head) {
-        pending *p = w->head;
-        w->head = p->next;
-        amqp_destroy_envelope(&p->env);
-        free(p);
+        request *rq = w->head;
+        w->head = rq->next;
+        free_request(rq);
     }
     w->tail = NULL;
+}
+
+/*
+ * A basic.return: a reply that no queue took (the caller's reply queue is
+ * gone).  The broker confirms it next; the request is then acked, since
+ * sending the reply again cannot help.  The return names no sequence
+ * number, so it is matched to the oldest unsettled request with the same
+ * correlation id (replies carry their request's).
+ */
+static void note_return(worker *w, const amqp_basic_properties_t *props, unsigned code,
+                        const char *text, const char *key)
+{
+    request *match = NULL, *oldest = NULL;
+    char id[WR_IPC_TOKEN_MAX];
+
+    for (wr_sent *s = w->outbox.head; s; s = s->next) {
+        request *rq = (request *)s;
+        const amqp_basic_properties_t *p = &rq->env.message.properties;
+
+        if (s->returned)
+            continue;
+        if (!oldest)
+            oldest = rq;
+        if ((props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) &&
+            (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) &&
+            p->correlation_id.len == props->correlation_id.len &&
+            memcmp(p->correlation_id.bytes, props->correlation_id.bytes, p->correlation_id.len) ==
+                0) {
+            match = rq;
+            break;
+        }
+    }
+    if (!match)
+        match = oldest;
+    w->returned++;
+    if (match) {
+        match->sent.returned = 1;
+        request_id(&match->env.message.properties, id, sizeof id);
+    } else {
+        snprintf(id, sizeof id, "-");
+    }
+    wr_warn("route %s: the reply to request %s reached no queue (%u %s, routing key \"%s\": the "
+            "caller's reply queue is gone?); the request is acked, a retry cannot help",
+            match ? match->route->name : "?", id, code, text, key);
+}
+
+/* Read the content of a basic.return whose method frame M was just read. */
+static int read_return(worker *w, amqp_channel_t channel, const amqp_basic_return_t *m)
+{
+    char text[256], key[256];
+    unsigned code = m->reply_code;
+    amqp_message_t msg;
+    amqp_rpc_reply_t r;
+
+    /* Copied first: reading the content may reuse the frame's memory. */
+    snprintf(text, sizeof text, "%.*s", (int)m->reply_text.len, (char *)m->reply_text.bytes);
+    snprintf(key, sizeof key, "%.*s", (int)m->routing_key.len, (char *)m->routing_key.bytes);
+    r = amqp_read_message(w->conn, channel, &msg, 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        wr_error("connection lost reading a returned reply");
+        return -1;
+    }
+    note_return(w, &msg.properties, code, text, key);
+    amqp_destroy_message(&msg);
+    return 0;
 }
 
 /* A frame that is not a delivery arrived (rabbitmq-c said
@@ -278,6 +419,18 @@ static int handle_other_frame(worker *w)
                  (char *)m->reply_text.bytes);
         return -1;
     }
+    case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *m = frame.payload.method.decoded;
+        wr_outbox_confirm(&w->outbox, m->delivery_tag, m->multiple, 0);
+        return settle(w);
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        amqp_basic_nack_t *m = frame.payload.method.decoded;
+        wr_outbox_confirm(&w->outbox, m->delivery_tag, m->multiple, 1);
+        return settle(w);
+    }
+    case AMQP_BASIC_RETURN_METHOD:
+        return read_return(w, frame.channel, frame.payload.method.decoded);
     case AMQP_BASIC_CANCEL_METHOD: {
         const wr_route *r = wr_topology_route_of(
             w->cfg, w->consumer_tags,
@@ -303,20 +456,19 @@ static int receive(worker *w)
     amqp_maybe_release_buffers(w->conn);
     r = amqp_consume_message(w->conn, &env, &zero, 0);
     if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-        pending *p = malloc(sizeof *p);
-        if (!p) {
+        request *rq = calloc(1, sizeof *rq);
+        if (!rq) {
             /* Unacked; the broker redelivers it after we reconnect. */
             amqp_destroy_envelope(&env);
             wr_error("out of memory queueing a delivery");
             return -1;
         }
-        p->env = env;
-        p->next = NULL;
+        rq->env = env;
         if (w->tail)
-            w->tail->next = p;
+            w->tail->next = rq;
         else
-            w->head = p;
-        w->tail = p;
+            w->head = rq;
+        w->tail = rq;
         return 0;
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
@@ -359,23 +511,21 @@ static void handle_side_channels(worker *w, const struct pollfd *fds)
  * started, 0 when none, -1 when the connection failed. */
 static int start_next(worker *w)
 {
-    pending *p = w->head;
-    int rc;
+    request *rq = w->head;
 
-    if (w->busy || !p)
+    if (w->busy || !rq)
         return 0;
-    w->head = p->next;
+    w->head = rq->next;
     if (!w->head)
         w->tail = NULL;
-    rc = start_job(w, &p->env);
-    free(p);
-    return rc < 0 ? -1 : 1;
+    rq->next = NULL;
+    return start_job(w, rq) < 0 ? -1 : 1;
 }
 
 /*
  * The event loop of one connection.  Returns SERVE_STOP once a stop was
- * requested and the job in hand is answered, SERVE_RECONNECT when the
- * connection failed.
+ * requested, the job in hand is answered and every answered request is
+ * settled; SERVE_RECONNECT when the connection failed.
  */
 static int serve(worker *w)
 {
@@ -387,15 +537,18 @@ static int serve(worker *w)
     int tick_ms = hb > 0 ? (hb * 1000) / 2 : 1000;
 
     for (;;) {
-        int started;
+        int started = 0;
 
-        if (!w->busy && wr_signals_stopping())
-            return SERVE_STOP;
-        started = start_next(w);
-        if (started < 0)
+        if (!w->busy && wr_signals_stopping()) {
+            /* Deliveries not started go back to the queue with the
+             * channel; answered ones wait for their confirms. */
+            if (!w->outbox.len)
+                return SERVE_STOP;
+        } else if ((started = start_next(w)) < 0) {
             return SERVE_RECONNECT;
-        if (started)
+        } else if (started) {
             continue;
+        }
         if (!amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn)) {
             struct pollfd fds[P_COUNT] = {
                 [P_AMQP] = {.fd = amqp_fd, .events = POLLIN},
@@ -502,6 +655,8 @@ static int worker_open(worker *w, const char *plugin_dir, long long started_ms)
         .started_ms = started_ms,
         .handled = &w->handled,
         .failed = &w->failed,
+        .returned = &w->returned,
+        .nacked = &w->nacked,
         .plugins = w->plugins,
     };
     w->dispatcher = (wr_dispatcher){
@@ -542,9 +697,20 @@ static void worker_close(worker *w)
 
 /* The connection died under a running handler.  Let it finish (a thread
  * cannot be cancelled safely) and drop its reply: the broker redelivers
- * the unacked message.  Deliveries not yet started go too. */
+ * the unacked message.  Deliveries not yet started go too, and answered
+ * requests whose replies were not confirmed: the broker redelivers them,
+ * and their callers may get a reply twice. */
 static void abandon_work(worker *w)
 {
+    size_t unconfirmed = w->outbox.len;
+    wr_sent *s;
+
+    while ((s = wr_outbox_take_any(&w->outbox)))
+        free_request((request *)s);
+    if (unconfirmed)
+        wr_warn("connection lost with %zu answered request%s not yet confirmed; the broker will "
+                "redeliver %s (a caller may get its reply twice)",
+                unconfirmed, unconfirmed == 1 ? "" : "s", unconfirmed == 1 ? "it" : "them");
     if (w->busy) {
         wr_runner_collect(w->runner, 1);
         wr_warn("route %s: connection lost while running %s; the broker will redeliver it",
@@ -555,6 +721,21 @@ static void abandon_work(worker *w)
     drop_pending(w);
 }
 
+/* Put the channel in confirm mode, before anything is consumed or
+ * published on it. */
+static int confirm_mode(worker *w)
+{
+    char err[512];
+
+    amqp_confirm_select(w->conn, CHANNEL);
+    if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "confirm.select", err, sizeof err)) {
+        wr_error("broker: %s", err);
+        return -1;
+    }
+    wr_outbox_reset(&w->outbox);
+    return 0;
+}
+
 /* Connect, declare, serve; again after each failure, with backoff, until
  * a stop is requested. */
 static void run(worker *w)
@@ -562,7 +743,7 @@ static void run(worker *w)
     const wr_config *cfg = w->cfg;
     wr_ipc_msg ready = {.type = WR_IPC_READY};
     char name[64], err[512];
-    int backoff = BACKOFF_MIN_MS, rc;
+    int backoff = BACKOFF_MIN_MS, rc = 0;
 
     snprintf(name, sizeof name, "warren worker %d (pid %d)", w->index, (int)getpid());
     while (!wr_signals_stopping()) {
@@ -570,8 +751,8 @@ static void run(worker *w)
                                   sizeof err);
         if (!w->conn) {
             wr_warn("broker: %s; retrying in %d ms", err, backoff);
-        } else if ((rc = wr_topology_setup(w->conn, CHANNEL, cfg, w->queues, w->consumer_tags)) <
-                   0) {
+        } else if (confirm_mode(w) < 0 || (rc = wr_topology_setup(w->conn, CHANNEL, cfg, w->queues,
+                                                                  w->consumer_tags)) < 0) {
             /* The broker may have closed the connection (3.10 does, with
              * 541, when workers race to create a quorum queue): a polite
              * close would wait for an answer that never comes. */
