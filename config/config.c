@@ -153,6 +153,7 @@ enum key_id {
     K_ROUTE_METHOD,
     K_ROUTE_BROADCAST,
     K_ROUTE_QUEUE_TYPE,
+    K_ROUTE_DEAD_LETTER,
     K_ROUTE_EXCHANGE,
     K_ROUTE_EXCHANGE_DECLARE,
     K_ROUTE_BINDINGS,
@@ -202,8 +203,10 @@ static const struct key keys[NKEYS] = {
     [K_ROUTE_METHOD] = {"route", "method", T_STRING, R(method), 0, 0, 0, NULL, NULL, NULL},
     [K_ROUTE_BROADCAST] = {"route", "broadcast", T_CHOICE, R(broadcast), 0, 0, 0, "no", NULL,
                            booleans},
-    [K_ROUTE_QUEUE_TYPE] = {"route", "queue_type", T_CHOICE, R(queue_type), 0, 0, 0, "classic",
-                            NULL, queue_types},
+    [K_ROUTE_QUEUE_TYPE] = {"route", "queue_type", T_CHOICE, R(queue_type), 0, 0, 0, "quorum", NULL,
+                            queue_types},
+    [K_ROUTE_DEAD_LETTER] = {"route", "dead_letter", T_CHOICE, R(dead_letter), 0, 0, 0, "yes", NULL,
+                             booleans},
     [K_ROUTE_EXCHANGE] = {"route", "exchange", T_STRING, R(exchange), 0, 0, 0, NULL, NULL, NULL},
     [K_ROUTE_EXCHANGE_DECLARE] = {"route", "exchange_declare", T_CHOICE, R(exchange_declare), 0, 0,
                                   0, "no", NULL, exchange_types},
@@ -991,12 +994,25 @@ static void validate(struct load *l)
             problem(l, given[K_ROUTE_BROADCAST],
                     "broadcast: needs exchange (and bindings) in [route %s]", name);
         /* An instance's own queue, gone with it: replicating it buys
-         * nothing, and x-expires is what removes it. */
+         * nothing, and x-expires is what removes it.  So a broadcast
+         * route is classic whatever the default says. */
         if (given[K_ROUTE_QUEUE_TYPE] && rt->broadcast && rt->queue_type != WR_QUEUE_CLASSIC)
             problem(l, given[K_ROUTE_QUEUE_TYPE],
                     "queue_type: a broadcast route's queue is the instance's own and always "
                     "classic in [route %s]",
                     name);
+        if (!given[K_ROUTE_QUEUE_TYPE] && rt->broadcast)
+            rt->queue_type = WR_QUEUE_CLASSIC;
+        /* Every instance gets its own copy of a broadcast request: a
+         * dead-letter queue would collect one per instance, and outlive
+         * the instance queues it served.  A refused one is dropped. */
+        if (given[K_ROUTE_DEAD_LETTER] && rt->broadcast && rt->dead_letter)
+            problem(l, given[K_ROUTE_DEAD_LETTER],
+                    "dead_letter: a broadcast route's refused requests are dropped, not "
+                    "dead-lettered, in [route %s]",
+                    name);
+        if (!given[K_ROUTE_DEAD_LETTER] && rt->broadcast)
+            rt->dead_letter = 0;
         if (given[K_ROUTE_EXCHANGE_DECLARE] && rt->exchange_declare && !given[K_ROUTE_EXCHANGE])
             problem(l, given[K_ROUTE_EXCHANGE_DECLARE],
                     "exchange_declare: needs exchange in [route %s]", name);

@@ -9,7 +9,8 @@
  *             max_attempts, max_batch
  *   [plugins] dir, load
  *   [log]     level
- *   [route NAME]  queue, format, exchange, bindings, reply_exchange,
+ *   [route NAME]  queue, format, method, broadcast, queue_type, dead_letter,
+ *                 exchange, exchange_declare, bindings, reply_exchange,
  *                 reply_prefix            (one or more routes)
  *   [plugin NAME] any keys; passed to plugin NAME's init()
  */
@@ -47,7 +48,10 @@ typedef struct wr_route {
     char *method;         /* raw and amqpbus: the method every message calls */
     int method_line;      /* where method was given (0: an override), for --check */
     int broadcast;        /* one queue per warren instance: every instance answers */
-    int queue_type;       /* a wr_queue_type, declared explicitly (x-queue-type) */
+    int queue_type;       /* a wr_queue_type, declared explicitly (x-queue-type);
+                             default quorum, always classic on a broadcast route */
+    int dead_letter;      /* declare <queue>.dead and dead-letter into it; default
+                             yes, always no on a broadcast route */
     char *exchange;       /* NULL: no binding */
     int exchange_declare; /* a wr_exchange_type: declare EXCHANGE durable */
     char **bindings;      /* binding keys, owned; nbindings may be 0 */

@@ -229,6 +229,10 @@ amqp1_0.default_user = guest
 amqp1_0.default_vhost = /
 EOF2
     : >"$state/rabbitmq-env.conf"
+    # Quorum queues (warren's default) report their counts to list_queues
+    # on each Ra tick, every 5 s by default: tick every 200 ms so the
+    # tests' polls of messages_unacknowledged and consumers see the present.
+    echo '[{rabbit, [{quorum_tick_interval, 200}]}].' >"$state/advanced.config"
 
     # TLS (WARREN_BROKER_TLS): the certificates are copied in, so their
     # path never reaches Erlang.

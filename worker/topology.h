@@ -10,6 +10,17 @@
  * RabbitMQ 4 refuses transient shared queues), and deleted by the last of
  * the instance's workers to stop; x-expires removes it when the instance
  * dies without stopping.
+ *
+ * Queue types and dead letters ([route] queue_type, dead_letter; README
+ * "Queues and dead letters"): a shared queue is quorum by default, with
+ * x-delivery-limit = [pool] max_attempts; with dead_letter (the default)
+ * it dead-letters to the direct exchange WR_DEAD_LETTER_EXCHANGE under its
+ * own name, where "<queue>.dead" (durable, the same type) collects what
+ * the broker or warren (worker/deadletter.c) refuses.  A declare the
+ * broker refuses because the queue or exchange exists with other
+ * arguments (406 PRECONDITION_FAILED) is a configuration error: logged
+ * with the broker's words and what to change, and the worker stops
+ * instead of reconnecting forever.
  */
 #ifndef WR_WORKER_TOPOLOGY_H
 #define WR_WORKER_TOPOLOGY_H
@@ -19,6 +30,10 @@
 #include "config/config.h"
 
 #define WR_BROADCAST_EXPIRES_MS 60000
+#define WR_DEAD_LETTER_EXCHANGE "warren.dead"
+#define WR_DEAD_LETTER_SUFFIX ".dead"
+/* wr_topology_setup: what exists differs from what we declare. */
+#define WR_TOPOLOGY_CONFLICT (-2)
 
 /* The queue each of CFG's routes consumes, for the instance whose
  * supervisor is SUPERVISOR_PID: a malloc'd array of malloc'd names (free
@@ -30,7 +45,9 @@ void wr_topology_free_queue_names(const wr_config *cfg, char **queues);
  * Set up CFG's routes, consuming QUEUES, on CHANNEL of CONN.  TAGS has one
  * slot per route: the consumer tag the broker gave each route's consumer
  * (malloc'd; an old tag in the slot is freed first).  0, or -1 with the
- * reason logged (naming the route and queue).
+ * reason logged (naming the route and queue), or WR_TOPOLOGY_CONFLICT when
+ * a queue or exchange exists with other arguments (logged: the broker's
+ * reply and what to change), which no retry can fix.
  */
 int wr_topology_setup(amqp_connection_state_t conn, int channel, const wr_config *cfg,
                       char *const *queues, char **tags);

@@ -52,8 +52,10 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/nodes.h"
+#include "worker/attempts.h"
 #include "worker/commands.h"
 #include "worker/connect_options.h"
+#include "worker/deadletter.h"
 #include "worker/delivery.h"
 #include "worker/dispatch.h"
 #include "worker/outbox.h"
@@ -80,8 +82,10 @@ typedef struct request {
     wr_sent sent; /* first: the outbox's record of its publishes */
     amqp_envelope_t env;
     const wr_route *route;
-    int reject;           /* settle with a reject (no requeue), not an ack */
-    struct request *next; /* in the pending list */
+    int reject;                    /* settle with a reject (no requeue), not an ack */
+    const wr_refusal *dead_letter; /* refused: finish_job first copies it to the
+                                      dead-letter queue (borrowed, only then) */
+    struct request *next;          /* in the pending list */
 } request;
 
 typedef struct worker {
@@ -113,6 +117,8 @@ typedef struct worker {
     int ipc_ok;
 
     wr_commands commands; /* from the supervisor, on stdin */
+    int exit_code;        /* nonzero: stop and exit with it (a queue that exists
+                             with other arguments: WR_EXIT_CONFIG) */
 } worker;
 
 static void report(worker *w, const wr_ipc_msg *m)
@@ -145,22 +151,29 @@ static void free_request(request *rq)
 }
 
 /*
- * The delivery is a known poison message: answer it with an error saying
- * why (when the caller expects an answer) and reject it without requeue,
- * so the broker dead-letters it (or drops it) instead of redelivering.
+ * The delivery is a known poison message, or has used up its attempts:
+ * answer it with an error saying why (when the caller expects an answer)
+ * and take it off the queue without running it.  With dead_letter, a copy
+ * with headers saying why goes to the route's dead-letter queue and the
+ * original is acked; without, it is rejected without requeue (dropped, or
+ * dead-lettered by a policy's dead-letter exchange).
  */
-static int refuse_job(worker *w, const wr_ipc_msg *p)
+static int refuse_job(worker *w, const char *msgid, const wr_refusal *why)
 {
     char msg[512];
+    int dead = w->route->dead_letter, rc;
 
-    snprintf(msg, sizeof msg, "request refused: it killed %u worker%s (last one %s)", p->deaths,
-             p->deaths == 1 ? "" : "s", p->why);
-    wr_warn("route %s: refusing request %s (%s): it killed %u worker%s; rejecting it without "
-            "requeue",
-            w->route->name, p->msgid, wr_dispatch_method(&w->job), p->deaths,
-            p->deaths == 1 ? "" : "s");
+    if (why->last_death[0])
+        snprintf(msg, sizeof msg, "request refused: it %s (last one %s)", why->reason,
+                 why->last_death);
+    else
+        snprintf(msg, sizeof msg, "request refused: it %s", why->reason);
+    wr_warn("route %s: refusing request %s (%s): it %s; %s", w->route->name, msgid,
+            wr_dispatch_method(&w->job), why->reason,
+            dead ? "moving it to the dead-letter queue" : "rejecting it without requeue");
     wr_dispatch_refuse(&w->job, msg);
-    int rc = finish_job(w, 1);
+    w->cur->dead_letter = dead ? why : NULL;
+    rc = finish_job(w, !dead);
     drop_job(w);
     return rc;
 }
@@ -175,6 +188,7 @@ static int start_job(worker *w, request *rq)
     wr_ipc_msg m = {.type = WR_IPC_START};
     amqp_envelope_t *env = &rq->env;
     const wr_ipc_msg *poison;
+    wr_refusal why;
 
     w->route = wr_topology_route_of(w->cfg, w->consumer_tags, env->consumer_tag);
     if (!w->route) /* cannot happen: we only consume with our own tags */
@@ -205,7 +219,9 @@ static int start_job(worker *w, request *rq)
     poison = env->redelivered ? wr_commands_poisoned(&w->commands, w->route->name, m.msgid, m.hash)
                               : NULL;
     if (poison)
-        return refuse_job(w, poison);
+        wr_refusal_from_poison(&why, poison);
+    if (poison || wr_attempts_spent(&w->commands, w->route, w->cfg->max_attempts, &m, env, &why))
+        return refuse_job(w, m.msgid, &why);
     /* Its caller stopped listening: answer, ack, do not run it. */
     if (wr_dispatch_expired(&w->job, wr_delivery_now_ms(), &w->expired)) {
         int rc = finish_job(w, 0);
@@ -265,6 +281,16 @@ static int finish_job(worker *w, int reject)
 
     rq->reject = reject;
     wr_outbox_begin(&w->outbox, &rq->sent);
+    /* A refused request's copy (worker/deadletter.c), confirmed like a
+     * reply before the request is acked. */
+    if (rq->dead_letter) {
+        if (wr_deadletter_publish(w->conn, CHANNEL, rq->route, &rq->env, rq->dead_letter) < 0) {
+            report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
+            return -1;
+        }
+        rq->dead_letter = NULL;
+        wr_outbox_published(&w->outbox, &rq->sent);
+    }
     if (w->job.reply) {
         int st = wr_reply_publish(w->conn, CHANNEL, &rq->env.message.properties, &w->job);
         if (st < 0) {
@@ -728,7 +754,7 @@ static void run(worker *w)
     const wr_config *cfg = w->cfg;
     wr_ipc_msg ready = {.type = WR_IPC_READY};
     char name[64], err[512], node[256];
-    int backoff = BACKOFF_MIN_MS, failure;
+    int backoff = BACKOFF_MIN_MS, failure, rc = 0;
     wr_nodes nodes;
     wr_amqp_options opt;
 
@@ -743,10 +769,17 @@ static void run(worker *w)
         if (!w->conn) {
             backoff = wr_worker_tls_backoff(failure, backoff);
             wr_warn("broker %s: %s; retrying in %d ms", node, err, backoff);
-        } else if (confirm_mode(w) < 0 ||
-                   wr_topology_setup(w->conn, CHANNEL, cfg, w->queues, w->consumer_tags) < 0) {
-            wr_amqp_close(w->conn);
+        } else if (confirm_mode(w) < 0 || (rc = wr_topology_setup(w->conn, CHANNEL, cfg, w->queues,
+                                                                  w->consumer_tags)) < 0) {
+            /* The broker may have closed the connection (3.10 does, with
+             * 541, when workers race to create a quorum queue): a polite
+             * close would wait for an answer that never comes. */
+            amqp_destroy_connection(w->conn);
             w->conn = NULL;
+            if (rc == WR_TOPOLOGY_CONFLICT) { /* logged; a config error */
+                w->exit_code = WR_EXIT_CONFIG;
+                return;
+            }
         } else {
             backoff = BACKOFF_MIN_MS;
             wr_info("consuming from %zu route%s, prefetch %d, on broker %s", cfg->nroutes,
@@ -789,6 +822,8 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir, long
          * one gets the list again. */
         if (w.commands.lost)
             code = WR_EXIT_TEMPFAIL;
+        if (w.exit_code)
+            code = w.exit_code;
     }
     worker_close(&w);
     return code;

@@ -82,7 +82,9 @@ Test(lifecycle, sigterm_finishes_request_in_hand)
     char err[256];
     wr_client_reply r;
     pid_t pids[8];
-    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[3],\"id\":1}";
+    /* Long enough to outlast slow rabbitmqctl calls in wait_busy() (a
+     * quorum queue's counts also trail by a tick). */
+    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[6],\"id\":1}";
 
     wr_test_warren_start(&w, 1, NULL, 1);
     cr_assert_eq(wr_test_worker_pids(&w, pids, 8), 1);
@@ -92,9 +94,9 @@ Test(lifecycle, sigterm_finishes_request_in_hand)
     /* Wait until the worker is inside the handler, then stop warren. */
     cr_assert(wait_busy(w.queue), "the worker never took the request");
     kill(w.pid, SIGTERM);
-    cr_assert_eq(wr_client_recv(c, 10000, &r, err, sizeof err), 1,
+    cr_assert_eq(wr_client_recv(c, 20000, &r, err, sizeof err), 1,
                  "the request in hand was not answered");
-    cr_assert(strstr(r.body, "\"result\":3") != NULL, "%.*s", (int)r.len, r.body);
+    cr_assert(strstr(r.body, "\"result\":6") != NULL, "%.*s", (int)r.len, r.body);
     wr_client_reply_free(&r);
     cr_assert_eq(wr_test_warren_stop(&w), 0);
     cr_assert_eq(kill(pids[0], 0), -1, "the worker outlived the supervisor");
@@ -112,7 +114,7 @@ Test(lifecycle, kill9_busy_worker_names_its_request_which_is_answered_again)
 {
     wr_test_warren w = {0};
     /* Long enough to outlast a slow rabbitmqctl in wait_busy(). */
-    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[5],\"id\":1}";
+    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[8],\"id\":1}";
     pid_t pids[8];
     wr_client *c;
     wr_client_reply r;
@@ -129,9 +131,9 @@ Test(lifecycle, kill9_busy_worker_names_its_request_which_is_answered_again)
     cr_assert_eq(wr_test_log_count(&w, "killed by signal 9 (Killed) while running test.sleep "
                                        "(route rpc, id k9)"),
                  1, "the death line does not name the request:\n%s", wr_test_log_read(&w));
-    cr_assert_eq(wr_client_recv(c, 15000, &r, err, sizeof err), 1, "the request was not answered");
+    cr_assert_eq(wr_client_recv(c, 25000, &r, err, sizeof err), 1, "the request was not answered");
     cr_assert_str_eq(r.correlation_id, "k9");
-    cr_assert(strstr(r.body, "\"result\":5") != NULL, "%.*s", (int)r.len, r.body);
+    cr_assert(strstr(r.body, "\"result\":8") != NULL, "%.*s", (int)r.len, r.body);
     wr_client_reply_free(&r);
     wr_client_close(c);
     cr_assert_eq(wr_test_warren_stop(&w), 0);

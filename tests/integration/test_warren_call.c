@@ -97,7 +97,8 @@ Test(warren_call, notify_runs_the_handler, .timeout = 120)
     int busy = 0, left = -1;
 
     wr_test_warren_start(&nw, 1, NULL, 1);
-    snprintf(args, sizeof args, "-q %s --notify test.sleep '[2]'", nw.queue);
+    /* Long enough to outlast a slow rabbitmqctl (and a quorum queue's tick). */
+    snprintf(args, sizeof args, "-q %s --notify test.sleep '[5]'", nw.queue);
     cr_assert_eq(call(args, &out, &err), 0, "stderr: %s", err);
     cr_assert_str_eq(out, "", "a notification prints nothing");
     free(out);

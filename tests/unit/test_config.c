@@ -137,6 +137,7 @@ static void expect_same(const wr_config *a, const wr_config *b)
         expect_str_or_null(x->method, y->method);
         cr_expect_eq(x->broadcast, y->broadcast);
         cr_expect_eq(x->queue_type, y->queue_type);
+        cr_expect_eq(x->dead_letter, y->dead_letter);
         cr_expect_eq(x->exchange_declare, y->exchange_declare);
         expect_str_or_null(x->exchange, y->exchange);
         expect_words(x->bindings, x->nbindings, (const char *const *)y->bindings, y->nbindings);
@@ -451,6 +452,32 @@ Test(config, routes_for_every_client_style)
     wr_config_free(&cfg);
 }
 
+/* Shared queues are quorum with dead letters unless the route says
+ * otherwise; a broadcast route's own queue is classic without them
+ * whatever the defaults are, and refuses to be told otherwise. */
+Test(config, queue_type_and_dead_letter_defaults)
+{
+    wr_config cfg;
+
+    load_ok(&cfg,
+            "[route rpc]\nqueue = warren.rpc\n"
+            "[route old]\nqueue = old.rpc\nqueue_type = classic\ndead_letter = no\n"
+            "[route status]\nbroadcast = yes\nexchange = amq.topic\nbindings = S\n",
+            NULL, 0);
+    cr_assert_eq(cfg.nroutes, 3);
+    cr_expect_eq(cfg.routes[0].queue_type, WR_QUEUE_QUORUM);
+    cr_expect_eq(cfg.routes[0].dead_letter, 1);
+    cr_expect_eq(cfg.routes[1].queue_type, WR_QUEUE_CLASSIC);
+    cr_expect_eq(cfg.routes[1].dead_letter, 0);
+    cr_expect_eq(cfg.routes[2].queue_type, WR_QUEUE_CLASSIC);
+    cr_expect_eq(cfg.routes[2].dead_letter, 0);
+    wr_config_free(&cfg);
+
+    expect_errors("[route status]\nbroadcast = yes\nexchange = amq.topic\ndead_letter = yes\n",
+                  "warren.conf:4: dead_letter: a broadcast route's refused requests are "
+                  "dropped, not dead-lettered, in [route status]\n");
+}
+
 Test(config, key_given_twice_points_at_both_lines)
 {
     expect_errors(MINIMAL "[pool]\nworkers = 2\nworkers = 2\n",
@@ -730,7 +757,8 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "queue = q\n"
                            "format = jsonrpc\n"
                            "broadcast = no\n"
-                           "queue_type = classic\n"
+                           "queue_type = quorum\n"
+                           "dead_letter = yes\n"
                            "exchange_declare = no\n");
     free(text);
     wr_config_free(&cfg);
@@ -839,6 +867,7 @@ Test(config, example_config_lists_every_key_with_its_default)
                                              "method",
                                              "broadcast",
                                              "queue_type",
+                                             "dead_letter",
                                              "exchange",
                                              "exchange_declare",
                                              "bindings",
@@ -887,6 +916,8 @@ Test(config, example_config_lists_every_key_with_its_default)
     cr_assert_eq(cfg.nroutes, 4);
     cr_expect_eq(cfg.routes[0].format, defaults.routes[0].format);
     cr_expect_eq(cfg.routes[0].broadcast, defaults.routes[0].broadcast);
+    cr_expect_eq(cfg.routes[0].queue_type, defaults.routes[0].queue_type);
+    cr_expect_eq(cfg.routes[0].dead_letter, defaults.routes[0].dead_letter);
     cr_expect_eq(cfg.routes[0].exchange_declare, defaults.routes[0].exchange_declare);
     r = &cfg.routes[1];
     cr_expect_str_eq(r->name, "tutorial");
@@ -903,6 +934,8 @@ Test(config, example_config_lists_every_key_with_its_default)
     r = &cfg.routes[3];
     cr_expect_str_eq(r->name, "status");
     cr_expect_eq(r->broadcast, 1);
+    cr_expect_eq(r->queue_type, WR_QUEUE_CLASSIC);
+    cr_expect_eq(r->dead_letter, 0);
     cr_expect_str_eq(r->method, "warren.status");
     cr_expect_not_null(wr_config_plugin_section(&cfg, "greet"));
     wr_config_free(&defaults);
