@@ -76,7 +76,7 @@ Test(cluster, first_uri_down_at_start, .timeout = 300)
     cr_assert_eq(wr_test_sh(cmd, &out, NULL), 0, "%s", out);
     snprintf(want, sizeof want,
              "broker amqp://guest:***@127.0.0.1:%d/ amqp://guest:***@127.0.0.1:%d/ "
-             "amqp://guest:***@127.0.0.1:%d/\n",
+             "amqp://guest:***@127.0.0.1:%d/",
              port, uri_port(wr_cluster_uri(1)), uri_port(wr_cluster_uri(2)));
     cr_expect(strstr(out, want) != NULL, "--check said:\n%s", out);
     cr_expect(strstr(out, "guest:guest") == NULL, "--check shows the password:\n%s", out);
