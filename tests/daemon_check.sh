@@ -12,7 +12,8 @@
 #   tests/daemon_check.sh [tsan] [valgrind]     (default: both)
 #
 # One broker (tests/broker.sh) serves both.  Reports are kept in
-# build-tsan/tsan/ and build-test/valgrind/; the warrens' configs and logs
+# /tmp/warren-tsan.XXXXXX/ (named when there are any) and
+# build-test/valgrind/; the warrens' configs and logs
 # in build-*/daemon-check-tmp/.  The test binaries come from build-test/,
 # which this builds when needed (tests/run.sh has already built it).
 set -euo pipefail
@@ -74,9 +75,10 @@ for mode in "${modes[@]}"; do
         cmake -S . -B build-tsan -DWARREN_TSAN=ON -DWARREN_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
             -DWARREN_WERROR=ON >/dev/null
         cmake --build build-tsan -j"$jobs" --target warren plugin_echo plugin_time plugin_test >/dev/null
-        reports=$root/build-tsan/tsan
-        rm -rf "$reports"
-        mkdir -p "$reports"
+        # The reports' path goes into TSAN_OPTIONS, which splits on white
+        # space: a dir of its own under /tmp, not the checkout's (its path
+        # may hold spaces).  Kept, and named, only when there are reports.
+        reports=$(mktemp -d /tmp/warren-tsan.XXXXXX)
         # Reports go to files (report.PID), not into warren's log, so
         # that none is missed; exitcode=0 so that a report does not also
         # change how a worker exits (the file is what fails the check);
@@ -91,6 +93,7 @@ for mode in "${modes[@]}"; do
             failed=1
         else
             echo "daemon check: no ThreadSanitizer report" >&2
+            rm -rf "$reports"
         fi
         ;;
     valgrind)
