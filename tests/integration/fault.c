@@ -31,25 +31,6 @@ void wr_fault_sleep_ms(long ms)
         ;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem;
-    char chunk[4096];
-    size_t n;
-
-    if (!f)
-        return NULL;
-    mem = open_memstream(&buf, &len);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, mem);
-    fclose(mem);
-    fclose(f);
-    return buf;
-}
-
 void wr_fault_bench_start(wr_fault_bench *b, wr_test_warren *w, int window)
 {
     const char *bin = getenv("WARREN_BENCH_BIN");
@@ -83,7 +64,7 @@ void wr_fault_bench_start(wr_fault_bench *b, wr_test_warren *w, int window)
 
 long wr_fault_bench_answered(const wr_fault_bench *b)
 {
-    char *text = slurp(b->err), *p, *last = NULL;
+    char *text = wr_test_read_file(b->err), *p, *last = NULL;
     long n = 0;
 
     if (!text)
@@ -139,10 +120,10 @@ wr_fault_result wr_fault_bench_finish(wr_fault_bench *b)
         wr_fault_sleep_ms(100);
     }
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    out = slurp(b->out);
+    out = wr_test_read_file(b->out);
     line = out ? strstr(out, "sent ") : NULL;
     if (!line) {
-        char *err = slurp(b->err);
+        char *err = wr_test_read_file(b->err);
 
         cr_assert_fail("warren-bench (exit %d) printed no result; stderr:\n%s", r.exit_code,
                        err ? err : "(none)");

@@ -24,7 +24,7 @@ static char *env_or_die(const char *name)
     return v;
 }
 
-static char *slurp(const char *path)
+char *wr_test_read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
@@ -52,7 +52,7 @@ const char *wr_test_broker_uri(void)
     if (uri[0])
         return uri;
     snprintf(path, sizeof path, "%s/uri", env_or_die("WARREN_TEST_BROKER_DIR"));
-    text = slurp(path);
+    text = wr_test_read_file(path);
     if (!text)
         cr_assert_fail("no test broker: %s missing (did the broker_start fixture run?)", path);
     text[strcspn(text, "\r\n")] = '\0';
@@ -81,9 +81,9 @@ int wr_test_sh(const char *cmd, char **out, char **err)
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (out)
-        *out = slurp(outp);
+        *out = wr_test_read_file(outp);
     if (err)
-        *err = slurp(errp);
+        *err = wr_test_read_file(errp);
     unlink(outp);
     unlink(errp);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -211,12 +211,12 @@ void wr_test_warren_start(wr_test_warren *w, int workers, const char *extra, int
 
 char *wr_test_log_read(wr_test_warren *w)
 {
-    return slurp(w->log);
+    return wr_test_read_file(w->log);
 }
 
 int wr_test_log_count(wr_test_warren *w, const char *needle)
 {
-    char *log = slurp(w->log), *p;
+    char *log = wr_test_read_file(w->log), *p;
     int n = 0;
     if (!log)
         return 0;
@@ -284,7 +284,7 @@ int wr_test_worker_pids(const wr_test_warren *w, pid_t *pids, int max)
     char *p, *end;
 
     snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)w->pid, (int)w->pid);
-    text = slurp(path);
+    text = wr_test_read_file(path);
     if (!text)
         return 0;
     for (p = text; n < max; p = end) {

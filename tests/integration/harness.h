@@ -95,6 +95,9 @@ wr_client *wr_test_client(int mode);
 char *wr_test_rpc(wr_client *c, const char *queue, const char *body, const char *corr,
                   int timeout_ms);
 
+/* The whole of file PATH (malloc'd), or NULL when it cannot be read. */
+char *wr_test_read_file(const char *path);
+
 /* Run a command line with /bin/sh; capture stdout and stderr (malloc'd,
  * may be NULL); return the exit code. */
 int wr_test_sh(const char *cmd, char **out, char **err);
