@@ -10,11 +10,9 @@
 
 /* The longest line of each kind, with its newline and NUL, fits a line
  * buffer: formatting a known message cannot fail. */
-_Static_assert(sizeof "start " + 4 * WR_IPC_TOKEN_MAX <= WR_IPC_LINE_MAX, "start line");
 _Static_assert(sizeof "poison " + 3 * WR_IPC_TOKEN_MAX + 11 + 2 * WR_IPC_TOKEN_MAX + 1 <=
                    WR_IPC_LINE_MAX,
                "poison line");
-_Static_assert(sizeof "done " + 2 * 21 + 1 <= WR_IPC_LINE_MAX, "done line");
 
 /* Copy SRC into DST as one token: no spaces or control characters, never
  * empty. */
@@ -52,23 +50,13 @@ static void text(char *dst, size_t size, const char *src)
 
 int wr_ipc_format(const wr_ipc_msg *msg, char *line, size_t size)
 {
-    char route[WR_IPC_TOKEN_MAX], method[WR_IPC_TOKEN_MAX], msgid[WR_IPC_TOKEN_MAX];
+    char route[WR_IPC_TOKEN_MAX], msgid[WR_IPC_TOKEN_MAX];
     char hash[WR_IPC_TOKEN_MAX], why[sizeof msg->why];
     int n;
 
     switch (msg->type) {
     case WR_IPC_READY:
         n = snprintf(line, size, "ready\n");
-        break;
-    case WR_IPC_START:
-        token(route, msg->route);
-        token(method, msg->method);
-        token(msgid, msg->msgid);
-        token(hash, msg->hash);
-        n = snprintf(line, size, "start %s %s %s %s\n", route, method, msgid, hash);
-        break;
-    case WR_IPC_DONE:
-        n = snprintf(line, size, "done %lu %lu\n", msg->handled, msg->failed);
         break;
     case WR_IPC_POISON:
         token(route, msg->route);
@@ -79,9 +67,6 @@ int wr_ipc_format(const wr_ipc_msg *msg, char *line, size_t size)
         break;
     case WR_IPC_SYNC:
         n = snprintf(line, size, "sync\n");
-        break;
-    case WR_IPC_DROP:
-        n = snprintf(line, size, "drop\n");
         break;
     default:
         return -1;
@@ -122,13 +107,6 @@ int wr_ipc_parse(const char *line, wr_ipc_msg *msg)
         msg->type = WR_IPC_READY;
         return 0;
     }
-    if (strcmp(kind, "start") == 0) {
-        msg->type = WR_IPC_START;
-        return sscanf(line, "start %127s %127s %127s %127s", msg->route, msg->method, msg->msgid,
-                      msg->hash) == 4
-                   ? 0
-                   : -1;
-    }
     if (strcmp(kind, "poison") == 0) {
         int off = 0;
         msg->type = WR_IPC_POISON;
@@ -142,14 +120,6 @@ int wr_ipc_parse(const char *line, wr_ipc_msg *msg)
     if (strcmp(kind, "sync") == 0) {
         msg->type = WR_IPC_SYNC;
         return 0;
-    }
-    if (strcmp(kind, "drop") == 0) {
-        msg->type = WR_IPC_DROP;
-        return 0;
-    }
-    if (strcmp(kind, "done") == 0) {
-        msg->type = WR_IPC_DONE;
-        return sscanf(line, "done %lu %lu", &msg->handled, &msg->failed) == 2 ? 0 : -1;
     }
     return -1;
 }

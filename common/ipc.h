@@ -1,19 +1,15 @@
 /*
- * The worker → supervisor status pipe: the source of truth for what every
- * worker is doing.  One text line per event, space-separated tokens, so it
- * is easy to read in strace and to extend (new tokens go at the end; old
- * readers ignore them):
+ * The worker → supervisor status pipe carries events, one text line each,
+ * space-separated tokens, so it is easy to read in strace and to extend
+ * (new tokens go at the end; old readers ignore them):
  *
- *   ready
- *   start ROUTE METHOD MSGID HASH    a request began (MSGID:
- *                                    correlation_id or message_id or "-",
- *                                    HASH: of the body, see
- *                                    wr_ipc_body_hash)
- *   done HANDLED FAILED              it ended; running totals of messages
- *                                    handled and of error replies
- *   drop                             it ended unanswered and unacked (the
- *                                    connection failed): the broker
- *                                    redelivers it, the worker holds nothing
+ *   ready                            consuming (again, after a reconnect)
+ *
+ * What a worker is doing call by call (which request: route, method,
+ * MSGID = correlation_id or message_id or "-", HASH of the body, see
+ * wr_ipc_body_hash; its counters) is not sent: it sits in the worker's
+ * scoreboard slot (common/scoreboard.h), read by the supervisor when it
+ * needs it, so a call costs no system call here.
  *
  * The worker's end is fd 3 (WR_IPC_FD), set up by the supervisor.
  *
@@ -41,9 +37,9 @@
 
 typedef enum wr_ipc_type {
     WR_IPC_READY = 1,
-    WR_IPC_START,
-    WR_IPC_DONE,
-    WR_IPC_DROP,
+    WR_IPC_START,  /* not a line: a request's identity (route, method,
+                      msgid, hash), as the scoreboard and the poison list
+                      keep it */
     WR_IPC_POISON, /* supervisor → worker */
     WR_IPC_SYNC    /* supervisor → worker */
 } wr_ipc_type;
@@ -54,8 +50,6 @@ typedef struct wr_ipc_msg {
     char method[WR_IPC_TOKEN_MAX];
     char msgid[WR_IPC_TOKEN_MAX];
     char hash[WR_IPC_TOKEN_MAX];
-    unsigned long handled;
-    unsigned long failed;
     unsigned deaths;                /* poison */
     char why[2 * WR_IPC_TOKEN_MAX]; /* poison: free text, rest of line */
 } wr_ipc_msg;

@@ -183,7 +183,7 @@ int wr_children_spawn(wr_child *c)
     wr_supervisor *sup = c->sup;
     char title[256], idx[16];
     char *args[] = {title, "--worker", idx, "--since", sup->since, NULL};
-    uv_stdio_container_t stdio[4];
+    uv_stdio_container_t stdio[5];
     uv_process_options_t opt;
     uv_buf_t b;
     size_t len;
@@ -194,6 +194,7 @@ int wr_children_spawn(wr_child *c)
     c->proc.data = c->input.data = c->ipc.data = c->input_req.data = c;
     c->line_len = 0;
     c->pid = 0;
+    wr_scoreboard_clear(&sup->scoreboard, c->index);
     c->started_ms = uv_now(sup->loop); /* also paces retries of a failed spawn */
     c->handles_open = 0;
     r = uv_pipe_init(sup->loop, &c->input, 0);
@@ -225,12 +226,14 @@ int wr_children_spawn(wr_child *c)
     stdio[2].data.fd = 2;
     stdio[3].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
     stdio[3].data.stream = (uv_stream_t *)&c->ipc;
+    stdio[4].flags = UV_INHERIT_FD; /* its scoreboard slot is in there */
+    stdio[4].data.fd = sup->scoreboard.fd;
 
     memset(&opt, 0, sizeof opt);
     opt.file = sup->exe;
     opt.args = args;
     opt.exit_cb = on_process_exit;
-    opt.stdio_count = 4;
+    opt.stdio_count = 5;
     opt.stdio = stdio;
 
     r = uv_spawn(sup->loop, &c->proc, &opt);
@@ -247,8 +250,6 @@ int wr_children_spawn(wr_child *c)
     }
     c->pid = c->proc.pid;
     c->state = WR_CHILD_STARTING;
-    c->handled = c->failed = 0;
-    memset(&c->current, 0, sizeof c->current);
     r = uv_read_start((uv_stream_t *)&c->ipc, on_alloc, on_read);
     if (r < 0) {
         /* Blind to what it does, we could neither bury it properly nor

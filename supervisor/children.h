@@ -16,8 +16,7 @@ struct wr_supervisor;
 typedef enum wr_child_state {
     WR_CHILD_EMPTY = 0, /* no process (not started, or waiting to restart) */
     WR_CHILD_STARTING,  /* spawned, not ready yet */
-    WR_CHILD_IDLE,      /* ready, no request in hand */
-    WR_CHILD_BUSY       /* running a request */
+    WR_CHILD_READY      /* consuming; idle or busy: see its scoreboard slot */
 } wr_child_state;
 
 typedef struct wr_child {
@@ -28,18 +27,13 @@ typedef struct wr_child {
     uint64_t started_ms; /* uv_now() at spawn */
 
     uv_process_t proc;
-    uv_pipe_t ipc;   /* worker's fd 3: status lines */
+    uv_pipe_t ipc;   /* worker's fd 3: status lines (events) */
     uv_pipe_t input; /* worker's stdin: config, then commands */
     uv_write_t input_req;
     char *input_buf;            /* what input_req writes; freed when written */
     int handles_open;           /* proc, ipc, input: closed ones still pending */
     char line[WR_IPC_LINE_MAX]; /* partial status line */
     size_t line_len;
-
-    /* What the worker is doing, from its status lines. */
-    wr_ipc_msg current; /* valid while BUSY */
-    uint64_t busy_since_ms;
-    unsigned long handled, failed;
 
     /* How it ended, kept until its status pipe is drained. */
     int64_t exit_status;

@@ -17,6 +17,7 @@
  */
 #include "supervisor/supervisor.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,11 +77,11 @@ static void describe_exit(const wr_child *c, char *buf, size_t len)
         snprintf(buf, len, "exited with code %lld", (long long)c->exit_status);
 }
 
-/* C died holding a request.  Count it against that message; at the limit,
+/* A worker died holding the request HELD.  Count it against that message; at the limit,
  * tell every worker to refuse the message from now on. */
-static void count_death(wr_supervisor *sup, const wr_child *c, const char *how)
+static void count_death(wr_supervisor *sup, const wr_ipc_msg *held, const char *how)
 {
-    const wr_poison_entry *e = wr_poison_record(&sup->poison, &c->current, how);
+    const wr_poison_entry *e = wr_poison_record(&sup->poison, held, how);
     char line[WR_IPC_LINE_MAX];
     int n;
 
@@ -106,20 +107,22 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
     uint64_t lived = now - c->started_ms;
     char how[128], doing[512] = "";
     int tempfail;
+    wr_slot_view slot;
 
+    /* What it held, from its slot: it can no longer write there. */
+    wr_slot_read(wr_scoreboard_slot(&sup->scoreboard, c->index), &slot);
+    wr_scoreboard_clear(&sup->scoreboard, c->index);
     describe_exit(c, how, sizeof how);
-    if (c->current.type == WR_IPC_START)
+    if (slot.busy)
         snprintf(doing, sizeof doing, " while running %s (route %s, id %s) for %.1fs",
-                 c->current.method, c->current.route, c->current.msgid,
-                 (double)(now - c->busy_since_ms) / 1000.0);
+                 slot.current.method, slot.current.route, slot.current.msgid,
+                 (double)(wr_monotonic_ms() - slot.busy_since_ms) / 1000.0);
     wr_log(c->term_signal || c->exit_status != 0 ? WR_LOG_WARN : WR_LOG_INFO,
            "worker %d (pid %d) %s%s after %.1fs; handled %lu request%s (%lu failed)", c->index,
-           c->pid, how, doing, (double)lived / 1000.0, c->handled, c->handled == 1 ? "" : "s",
-           c->failed);
-    if (c->current.type == WR_IPC_START && sup->state == WR_SUP_RUNNING &&
-        (c->term_signal || c->exit_status != 0))
-        count_death(sup, c, how);
-    memset(&c->current, 0, sizeof c->current);
+           c->pid, how, doing, (double)lived / 1000.0, slot.handled, slot.handled == 1 ? "" : "s",
+           slot.failed);
+    if (slot.busy && sup->state == WR_SUP_RUNNING && (c->term_signal || c->exit_status != 0))
+        count_death(sup, &slot.current, how);
 
     if (sup->state == WR_SUP_STOPPING) {
         if (live_children(sup) == 0) {
@@ -156,37 +159,18 @@ void wr_supervisor_child_status(wr_supervisor *sup, wr_child *c, const wr_ipc_ms
 {
     switch (m->type) {
     case WR_IPC_READY:
-        /* Also after a reconnect: whatever the worker held then is gone
-         * with its old connection (it said "drop"; this is the backstop),
-         * so a later death must not be blamed on it. */
-        c->state = WR_CHILD_IDLE;
-        memset(&c->current, 0, sizeof c->current);
+        /* Also after each reconnect.  Busy or idle: see its slot. */
+        c->state = WR_CHILD_READY;
         if (!sup->ready_announced) {
             int ready = 0;
             for (int i = 0; i < sup->nchildren; i++)
-                if (sup->children[i].state == WR_CHILD_IDLE ||
-                    sup->children[i].state == WR_CHILD_BUSY)
+                if (sup->children[i].state == WR_CHILD_READY)
                     ready++;
             if (ready == sup->nchildren) {
                 sup->ready_announced = 1;
                 wr_info("ready: %d worker%s consuming", ready, ready == 1 ? "" : "s");
             }
         }
-        break;
-    case WR_IPC_START:
-        c->state = WR_CHILD_BUSY;
-        c->current = *m;
-        c->busy_since_ms = uv_now(sup->loop);
-        break;
-    case WR_IPC_DONE:
-        c->state = WR_CHILD_IDLE;
-        c->handled = m->handled;
-        c->failed = m->failed;
-        memset(&c->current, 0, sizeof c->current);
-        break;
-    case WR_IPC_DROP: /* connection lost mid-request; the broker redelivers it */
-        c->state = WR_CHILD_IDLE;
-        memset(&c->current, 0, sizeof c->current);
         break;
     default: /* commands go the other way */
         wr_warn("worker %d: unexpected status line type %d", c->index, (int)m->type);
@@ -322,8 +306,13 @@ int wr_supervisor_run(const wr_config *cfg, const char *exe, const char *plugin_
     }
     sup.title_routes = route_list(cfg);
     sup.children = calloc((size_t)sup.nchildren, sizeof *sup.children);
-    if (!sup.title_routes || !sup.children) {
-        wr_error("out of memory");
+    sup.scoreboard.fd = -1;
+    if (!sup.title_routes || !sup.children ||
+        wr_scoreboard_create(&sup.scoreboard, sup.nchildren) < 0) {
+        if (!sup.title_routes || !sup.children)
+            wr_error("out of memory");
+        else
+            wr_error("cannot create the workers' scoreboard (shared memory): %s", strerror(errno));
         free(sup.config_text);
         free(sup.title_routes);
         free(sup.children);
@@ -347,6 +336,7 @@ int wr_supervisor_run(const wr_config *cfg, const char *exe, const char *plugin_
     rc = uv_loop_close(sup.loop);
     if (rc != 0)
         wr_warn("event loop closed with handles open: %s", uv_strerror(rc));
+    wr_scoreboard_destroy(&sup.scoreboard);
     free(sup.children);
     free(sup.title_routes);
     free(sup.config_text);

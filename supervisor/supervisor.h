@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include "common/scoreboard.h"
 #include "config/config.h"
 #include "supervisor/children.h"
 #include "supervisor/poison.h"
@@ -32,6 +33,7 @@ typedef struct wr_supervisor {
 
     wr_child *children;
     int nchildren;
+    wr_scoreboard scoreboard; /* slot i: what worker i is doing */
 
     wr_poison poison; /* deaths per message */
 
@@ -44,7 +46,7 @@ int wr_supervisor_run(const wr_config *cfg, const char *exe, const char *plugin_
 
 /* Called by children.c when a worker is gone (its handles closed). */
 void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c);
-/* Called by children.c on each status line. */
+/* Called by children.c on each status line (events: ready). */
 void wr_supervisor_child_status(wr_supervisor *sup, wr_child *c, const wr_ipc_msg *m);
 /* Begin a graceful stop with the given exit code. */
 void wr_supervisor_stop(wr_supervisor *sup, int exit_code);

@@ -14,12 +14,19 @@
  * Confirms arrive as frames among the deliveries and are read as they
  * come; the worker never waits for one before taking the next request.
  *
- * Why a runner thread: rabbitmq-c sends heartbeats only from inside its
- * own calls, and a handler may run for minutes.  While the runner works,
- * this thread keeps polling the socket, so heartbeats flow and the broker
- * never sees a dead connection.  Deliveries that arrive meanwhile (with
- * prefetch > 1) wait in a small local queue; they are only ever run one at
- * a time.
+ * Long handlers: rabbitmq-c sends heartbeats only from inside its own
+ * calls, and a handler may run for minutes.  On plain TCP the handler
+ * runs on this thread and the runner's keeper thread writes heartbeats
+ * while it runs; on TLS the handler runs on the runner's thread while this
+ * one keeps polling the socket (worker/runner.h).  Either way the broker
+ * never sees a dead connection.  Deliveries that arrive before a job is
+ * done (with prefetch > 1) wait in a small local queue; they are only ever
+ * run one at a time.
+ *
+ * What the worker is doing (idle, or which request since when) and its
+ * counters are in its scoreboard slot (common/scoreboard.h): stores into
+ * shared memory, no system call per call.  The status pipe carries only
+ * "ready".
  *
  * Broker loss: the job in hand is finished but its reply is dropped, and
  * answered requests not yet confirmed are forgotten (the delivery tags
@@ -52,6 +59,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/nodes.h"
+#include "common/scoreboard.h"
 #include "worker/attempts.h"
 #include "worker/commands.h"
 #include "worker/connect_options.h"
@@ -110,6 +118,7 @@ typedef struct worker {
     const wr_route *route;
 
     wr_outbox outbox; /* answered, awaiting the broker's confirms */
+    wr_slot *slot;    /* what the supervisor knows of us */
 
     unsigned long handled, failed;
     unsigned long returned, nacked; /* replies that reached no one */
@@ -228,23 +237,57 @@ static int start_job(worker *w, request *rq)
         drop_job(w);
         return rc;
     }
-    report(w, &m);
+    wr_slot_begin(w->slot, &m);
     wr_runner_submit(w->runner, &w->job);
     return 0;
 }
 
+/* The lowest delivery tag still unsettled (answered and unconfirmed, in
+ * hand, or waiting), or UINT64_MAX.  Deliveries are started in tag order,
+ * so only the outbox can hold one lower than the job in hand. */
+static uint64_t lowest_open_tag(const worker *w)
+{
+    uint64_t low = UINT64_MAX;
+
+    for (const wr_sent *s = w->outbox.head; s; s = s->next)
+        if (((const request *)s)->env.delivery_tag < low)
+            low = ((const request *)s)->env.delivery_tag;
+    if (w->cur && w->cur->env.delivery_tag < low)
+        low = w->cur->env.delivery_tag;
+    if (w->head && w->head->env.delivery_tag < low)
+        low = w->head->env.delivery_tag;
+    return low;
+}
+
 /*
  * Ack (or reject) every request whose publishes the broker has confirmed.
- * Returns 0, or -1 when the connection failed (the broker redelivers what
- * was not acked).
+ * Acks below every unsettled tag go as one basic.ack with multiple (with
+ * prefetch > 1 confirms come in batches, and so do the acks).  Returns 0,
+ * or -1 when the connection failed (the broker redelivers what was not
+ * acked).
  */
 static int settle(worker *w)
 {
-    wr_sent *s;
+    wr_sent *settled = NULL, **end = &settled, *s;
+    uint64_t low, upto = 0;
+    int st = AMQP_STATUS_OK;
 
+    /* Take them all first: what stays in the outbox is what is open. */
     while ((s = wr_outbox_take_settled(&w->outbox))) {
+        *end = s;
+        end = &s->next;
+    }
+    *end = NULL;
+    low = lowest_open_tag(w);
+    while ((s = settled)) {
         request *rq = (request *)s;
-        int st;
+        uint64_t tag = rq->env.delivery_tag;
+
+        settled = s->next;
+        if (st != AMQP_STATUS_OK) { /* the connection failed: redelivered */
+            free_request(rq);
+            continue;
+        }
 
         if (s->nacked) {
             char id[WR_IPC_TOKEN_MAX];
@@ -255,16 +298,23 @@ static int settle(worker *w)
                     "request anyway (a retry would be refused the same way)",
                     rq->route->name, id);
         }
-        st = rq->reject ? amqp_basic_reject(w->conn, CHANNEL, rq->env.delivery_tag, 0)
-                        : amqp_basic_ack(w->conn, CHANNEL, rq->env.delivery_tag, 0);
-        if (st != AMQP_STATUS_OK)
-            wr_error("route %s: %s failed: %s", rq->route->name, rq->reject ? "reject" : "ack",
-                     amqp_error_string2(st));
+        if (!rq->reject && tag < low) {
+            upto = tag > upto ? tag : upto; /* acked below, with the others */
+        } else {
+            st = rq->reject ? amqp_basic_reject(w->conn, CHANNEL, tag, 0)
+                            : amqp_basic_ack(w->conn, CHANNEL, tag, 0);
+            if (st != AMQP_STATUS_OK)
+                wr_error("route %s: %s failed: %s", rq->route->name, rq->reject ? "reject" : "ack",
+                         amqp_error_string2(st));
+        }
         free_request(rq);
-        if (st != AMQP_STATUS_OK)
-            return -1;
     }
-    return 0;
+    if (st == AMQP_STATUS_OK && upto) {
+        st = amqp_basic_ack(w->conn, CHANNEL, upto, 1);
+        if (st != AMQP_STATUS_OK)
+            wr_error("ack failed: %s", amqp_error_string2(st));
+    }
+    return st == AMQP_STATUS_OK ? 0 : -1;
 }
 
 /*
@@ -276,7 +326,6 @@ static int settle(worker *w)
  */
 static int finish_job(worker *w, int reject)
 {
-    wr_ipc_msg m = {.type = WR_IPC_DONE};
     request *rq = w->cur;
 
     rq->reject = reject;
@@ -285,7 +334,7 @@ static int finish_job(worker *w, int reject)
      * reply before the request is acked. */
     if (rq->dead_letter) {
         if (wr_deadletter_publish(w->conn, CHANNEL, rq->route, &rq->env, rq->dead_letter) < 0) {
-            report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
+            wr_slot_end(w->slot, w->handled, w->failed);
             return -1;
         }
         rq->dead_letter = NULL;
@@ -296,7 +345,7 @@ static int finish_job(worker *w, int reject)
         if (st < 0) {
             /* Unanswered: the broker redelivers it, and the supervisor
              * must not blame a later death on it. */
-            report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
+            wr_slot_end(w->slot, w->handled, w->failed);
             return -1;
         }
         if (st > 0)
@@ -307,9 +356,7 @@ static int finish_job(worker *w, int reject)
     w->handled++;
     if (w->job.nerrors)
         w->failed++;
-    m.handled = w->handled;
-    m.failed = w->failed;
-    report(w, &m);
+    wr_slot_end(w->slot, w->handled, w->failed);
     return settle(w); /* nothing published: acked at once */
 }
 
@@ -549,6 +596,14 @@ static int serve(worker *w)
     for (;;) {
         int started = 0;
 
+        /* Inline, a job is done when it was started; threaded, when the
+         * runner's pipe said so. */
+        if (w->busy && wr_runner_collect(w->runner, 0)) {
+            int rc = finish_job(w, 0);
+            drop_job(w);
+            if (rc < 0)
+                return SERVE_RECONNECT;
+        }
         if (!w->busy && wr_signals_stopping()) {
             /* Deliveries not started go back to the queue with the
              * channel; answered ones wait for their confirms. */
@@ -576,14 +631,6 @@ static int serve(worker *w)
             }
             if (n > 0)
                 handle_side_channels(w, fds);
-            if (n > 0 && (fds[P_RUNNER].revents & POLLIN) && w->busy &&
-                wr_runner_collect(w->runner, 0)) {
-                int rc = finish_job(w, 0);
-                drop_job(w);
-                if (rc < 0)
-                    return SERVE_RECONNECT;
-                continue;
-            }
             if (n > 0 && !(fds[P_AMQP].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             /* Readable, or the tick expired: let rabbitmq-c read and send
@@ -618,6 +665,16 @@ static int next_backoff(int ms)
     return next / 2 + rand() % (next / 2 + 1);
 }
 
+/* Handlers run inline unless a broker is reached over TLS, where only
+ * rabbitmq-c may write to the stream (worker/runner.h). */
+static wr_runner_mode runner_mode(const wr_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nbroker_uris; i++)
+        if (strncmp(cfg->broker_uris[i], "amqps:", 6) == 0)
+            return WR_RUNNER_THREADED;
+    return WR_RUNNER_INLINE;
+}
+
 /*
  * Everything before the first connect: the supervisor's pipes, signals,
  * plugins, the runner thread, the initial poison list.  Returns
@@ -634,6 +691,11 @@ static int worker_open(worker *w, const char *plugin_dir, long long started_ms)
      * supervisor (no status lines, no commands on stdin), which is handy
      * for debugging. */
     supervised = fcntl(WR_IPC_FD, F_GETFD) >= 0;
+    w->slot = wr_slot_attach(w->index); /* fd 4, probed as early */
+    if (!w->slot) {
+        wr_error("cannot map my scoreboard slot: %s", strerror(errno));
+        return WR_EXIT_SOFTWARE;
+    }
     if (wr_signals_install() < 0) {
         wr_error("cannot set up signals: %s", strerror(errno));
         return WR_EXIT_SOFTWARE;
@@ -674,7 +736,7 @@ static int worker_open(worker *w, const char *plugin_dir, long long started_ms)
         .plugins = w->plugins,
         .builtins = cfg->builtin_methods ? &w->builtins : NULL,
     };
-    if (wr_runner_start(&w->runner, &w->dispatcher) < 0) {
+    if (wr_runner_start(&w->runner, &w->dispatcher, runner_mode(cfg)) < 0) {
         wr_error("cannot start the handler thread: %s", strerror(errno));
         return WR_EXIT_SOFTWARE;
     }
@@ -726,7 +788,7 @@ static void abandon_work(worker *w)
         wr_runner_collect(w->runner, 1);
         wr_warn("route %s: connection lost while running %s; the broker will redeliver it",
                 w->route->name, wr_dispatch_method(&w->job));
-        report(w, &(wr_ipc_msg){.type = WR_IPC_DROP});
+        wr_slot_end(w->slot, w->handled, w->failed);
         drop_job(w);
     }
     drop_pending(w);
@@ -785,8 +847,10 @@ static void run(worker *w)
             wr_info("consuming from %zu route%s, prefetch %d, on broker %s", cfg->nroutes,
                     cfg->nroutes == 1 ? "" : "s", cfg->prefetch, node);
             report(w, &ready);
+            wr_runner_attach(w->runner, amqp_get_sockfd(w->conn), amqp_get_heartbeat(w->conn));
             int why = serve(w);
             abandon_work(w);
+            wr_runner_attach(w->runner, -1, 0);
             if (why == SERVE_STOP) {
                 wr_topology_leave(w->conn, CHANNEL, cfg, w->queues, w->consumer_tags);
                 wr_amqp_close(w->conn);

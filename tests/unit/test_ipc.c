@@ -30,45 +30,16 @@ static void round_trip(const wr_ipc_msg *msg, wr_ipc_msg *out, char line[WR_IPC_
 
 Test(ipc, simple_lines_round_trip)
 {
-    const wr_ipc_type types[] = {WR_IPC_READY, WR_IPC_DROP, WR_IPC_SYNC};
-    const char *texts[] = {"ready", "drop", "sync"};
+    const wr_ipc_type types[] = {WR_IPC_READY, WR_IPC_SYNC};
+    const char *texts[] = {"ready", "sync"};
     char line[WR_IPC_LINE_MAX];
     wr_ipc_msg out;
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 2; i++) {
         wr_ipc_msg m = {.type = types[i]};
         round_trip(&m, &out, line);
         cr_assert_str_eq(line, texts[i]);
     }
-}
-
-Test(ipc, start_round_trips)
-{
-    wr_ipc_msg m = {.type = WR_IPC_START}, out;
-    char line[WR_IPC_LINE_MAX], expected[WR_IPC_LINE_MAX];
-
-    strcpy(m.route, "rpc");
-    strcpy(m.method, "test.sleep");
-    strcpy(m.msgid, "q538");
-    wr_ipc_body_hash("{}", 2, m.hash);
-    round_trip(&m, &out, line);
-    snprintf(expected, sizeof expected, "start rpc test.sleep q538 %s", m.hash);
-    cr_assert_str_eq(line, expected);
-    cr_assert_str_eq(out.route, "rpc");
-    cr_assert_str_eq(out.method, "test.sleep");
-    cr_assert_str_eq(out.msgid, "q538");
-    cr_assert_str_eq(out.hash, m.hash);
-}
-
-Test(ipc, done_round_trips)
-{
-    wr_ipc_msg m = {.type = WR_IPC_DONE, .handled = 4000000000UL, .failed = 7}, out;
-    char line[WR_IPC_LINE_MAX];
-
-    round_trip(&m, &out, line);
-    cr_assert_str_eq(line, "done 4000000000 7");
-    cr_assert_eq(out.handled, 4000000000UL);
-    cr_assert_eq(out.failed, 7);
 }
 
 Test(ipc, poison_round_trips_with_free_text)
@@ -95,17 +66,17 @@ Test(ipc, poison_round_trips_with_free_text)
  * the next ones. */
 Test(ipc, tokens_are_sanitized)
 {
-    wr_ipc_msg m = {.type = WR_IPC_START}, out;
+    wr_ipc_msg m = {.type = WR_IPC_POISON, .deaths = 2}, out;
     char line[WR_IPC_LINE_MAX];
 
     strcpy(m.route, "rpc");
-    strcpy(m.method, "");
     strcpy(m.msgid, "a b\nc\td\x7f"
                     "e\x01");
-    strcpy(m.hash, "h");
+    strcpy(m.hash, "");
+    strcpy(m.why, "SIGSEGV");
     round_trip(&m, &out, line);
-    cr_assert_str_eq(line, "start rpc - a_b_c_d_e_ h");
-    cr_assert_str_eq(out.method, "-");
+    cr_assert_str_eq(line, "poison rpc a_b_c_d_e_ - 2 SIGSEGV");
+    cr_assert_str_eq(out.hash, "-");
     cr_assert_str_eq(out.msgid, "a_b_c_d_e_");
 }
 
@@ -147,9 +118,8 @@ Test(ipc, long_tokens_are_truncated)
     {
         /* A message holding longer strings than its fields (the struct
          * filled by hand, unterminated) is still cut at the token size. */
-        wr_ipc_msg s = {.type = WR_IPC_START};
+        wr_ipc_msg s = {.type = WR_IPC_POISON};
         memset(s.route, 'r', sizeof s.route);
-        memset(s.method, 'm', sizeof s.method);
         memset(s.msgid, 'i', sizeof s.msgid);
         memset(s.hash, 'h', sizeof s.hash);
         round_trip(&s, &out, line);
@@ -176,9 +146,9 @@ Test(ipc, unknown_and_malformed_lines_are_refused)
         "   ",
         "bogus",
         "READY",
-        "start rpc method id", /* one token short */
-        "done 1",
-        "done one two",
+        "start rpc method id hash", /* per-call lines are gone: the scoreboard */
+        "done 1 0",
+        "drop",
         "poison rpc id hash",
         "poison rpc id hash many why",
     };
@@ -193,10 +163,9 @@ Test(ipc, extra_tokens_at_the_end_are_ignored)
 {
     wr_ipc_msg m;
 
-    cr_assert_eq(wr_ipc_parse("start rpc echo id hash and more", &m), 0);
+    cr_assert_eq(wr_ipc_parse("poison rpc id hash 3 why and more", &m), 0);
     cr_assert_str_eq(m.hash, "hash");
-    cr_assert_eq(wr_ipc_parse("done 1 2 3", &m), 0);
-    cr_assert_eq(m.failed, 2);
+    cr_assert_eq(m.deaths, 3);
     cr_assert_eq(wr_ipc_parse("ready now", &m), 0);
     cr_assert_eq(m.type, WR_IPC_READY);
 }
@@ -221,15 +190,15 @@ Test(ipc, send_writes_one_line)
 {
     int fds[2];
     char buf[WR_IPC_LINE_MAX];
-    wr_ipc_msg m = {.type = WR_IPC_DONE, .handled = 1, .failed = 0};
+    wr_ipc_msg m = {.type = WR_IPC_READY};
     ssize_t n;
 
     cr_assert_eq(pipe(fds), 0);
     cr_assert_eq(wr_ipc_send(fds[1], &m), 0);
     n = read(fds[0], buf, sizeof buf - 1);
-    cr_assert_eq(n, 9);
+    cr_assert_eq(n, 6);
     buf[n] = '\0';
-    cr_assert_str_eq(buf, "done 1 0\n");
+    cr_assert_str_eq(buf, "ready\n");
     close(fds[0]);
     cr_assert_eq(wr_ipc_send(fds[1], &(wr_ipc_msg){.type = (wr_ipc_type)99}), -1);
     close(fds[1]);

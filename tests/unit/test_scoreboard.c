@@ -1,0 +1,151 @@
+/*
+ * Unit tests for common/scoreboard.c: a worker process writes its slot
+ * through its own mapping of the supervisor's memfd (as fd 4, the way
+ * the supervisor hands it over), and the supervisor's side reads what it
+ * holds, also after the worker died in the middle of a call.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/scoreboard.h"
+
+/* Run FN(ARG) in a child that sees the scoreboard as fd 4, like a
+ * worker; returns when the child has exited. */
+static void in_worker(const wr_scoreboard *sb, void (*fn)(int), int index)
+{
+    pid_t pid = fork();
+
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        if (dup2(sb->fd, WR_SCOREBOARD_FD) < 0)
+            _exit(90);
+        fn(index);
+        _exit(0);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker status %d", st);
+}
+
+static wr_ipc_msg request(const char *msgid)
+{
+    wr_ipc_msg m = {.type = WR_IPC_START};
+
+    strcpy(m.route, "rpc");
+    strcpy(m.method, "test.crash");
+    snprintf(m.msgid, sizeof m.msgid, "%s", msgid);
+    wr_ipc_body_hash("{}", 2, m.hash);
+    return m;
+}
+
+static void answer_two_then_die_in_third(int index)
+{
+    wr_slot *s = wr_slot_attach(index);
+    wr_ipc_msg m;
+
+    if (!s)
+        _exit(91);
+    m = request("one");
+    wr_slot_begin(s, &m);
+    wr_slot_end(s, 1, 0);
+    m = request("two");
+    wr_slot_begin(s, &m);
+    wr_slot_end(s, 2, 1);
+    m = request("three");
+    wr_slot_begin(s, &m);
+    _exit(0); /* as a crash would: with the request in hand */
+}
+
+static void answer_one(int index)
+{
+    wr_slot *s = wr_slot_attach(index);
+    wr_ipc_msg m = request("alone");
+
+    wr_slot_begin(s, &m);
+    wr_slot_end(s, 1, 0);
+}
+
+Test(scoreboard, the_supervisor_reads_what_a_dead_worker_held)
+{
+    wr_scoreboard sb;
+    wr_slot_view v;
+    long long before = wr_monotonic_ms();
+
+    cr_assert_eq(wr_scoreboard_create(&sb, 3), 0);
+    in_worker(&sb, answer_two_then_die_in_third, 2);
+    in_worker(&sb, answer_one, 0);
+
+    wr_slot_read(wr_scoreboard_slot(&sb, 2), &v);
+    cr_assert(v.busy);
+    cr_assert_eq(v.handled, 2);
+    cr_assert_eq(v.failed, 1);
+    cr_assert_eq(v.current.type, WR_IPC_START);
+    cr_assert_str_eq(v.current.msgid, "three");
+    cr_assert_str_eq(v.current.method, "test.crash");
+    cr_assert_str_eq(v.current.route, "rpc");
+    cr_assert_eq(strlen(v.current.hash), 16);
+    cr_assert_geq(v.busy_since_ms, before);
+    cr_assert_leq(v.busy_since_ms, wr_monotonic_ms());
+
+    /* Its neighbours are untouched by it. */
+    wr_slot_read(wr_scoreboard_slot(&sb, 0), &v);
+    cr_assert_not(v.busy);
+    cr_assert_eq(v.handled, 1);
+    cr_assert_eq(v.current.type, 0);
+    wr_slot_read(wr_scoreboard_slot(&sb, 1), &v);
+    cr_assert_not(v.busy);
+    cr_assert_eq(v.handled, 0);
+
+    /* Cleared for the next worker of that slot. */
+    wr_scoreboard_clear(&sb, 2);
+    wr_slot_read(wr_scoreboard_slot(&sb, 2), &v);
+    cr_assert_not(v.busy);
+    cr_assert_eq(v.handled, 0);
+    wr_scoreboard_destroy(&sb);
+}
+
+Test(scoreboard, a_slot_left_mid_write_reads_as_idle)
+{
+    wr_scoreboard sb;
+    wr_slot_view v;
+    wr_slot *s;
+    wr_ipc_msg m = request("x");
+
+    cr_assert_eq(wr_scoreboard_create(&sb, 1), 0);
+    s = wr_scoreboard_slot(&sb, 0);
+    wr_slot_begin(s, &m);
+    atomic_fetch_add(&s->seq, 1); /* as if killed between the two stores */
+    wr_slot_read(s, &v);
+    cr_assert_not(v.busy);
+    wr_scoreboard_destroy(&sb);
+}
+
+static void by_hand(int index)
+{
+    wr_ipc_msg m = request("by hand");
+    wr_slot *s;
+
+    close(WR_SCOREBOARD_FD);
+    s = wr_slot_attach(index);
+    if (!s)
+        _exit(91);
+    wr_slot_begin(s, &m);
+    wr_slot_end(s, 1, 0);
+    _exit(s->handled == 1 && !s->busy ? 0 : 92);
+}
+
+/* A worker started by hand has no fd 4: it writes a slot of its own. */
+Test(scoreboard, without_fd_4_a_worker_gets_a_private_slot)
+{
+    pid_t pid = fork();
+    int st;
+
+    cr_assert_neq(pid, -1);
+    if (pid == 0)
+        by_hand(0);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+}
