@@ -10,6 +10,7 @@
 #include "common/amqp_conn.h"
 
 #include "common/amqp_tls.h"
+#include "common/uri.h"
 
 #include <amqp_tcp_socket.h>
 #include <errno.h>
@@ -120,7 +121,7 @@ amqp_connection_state_t wr_amqp_open(const char *uri, const wr_amqp_options *opt
     wr_amqp_tls_verify verify;
     amqp_rpc_reply_t r;
     struct timeval tv = {.tv_sec = opt->connect_timeout, .tv_usec = 0};
-    char *copy = strdup(uri); /* amqp_parse_url writes into it, INFO points into it */
+    char *copy = strdup(uri); /* wr_uri_parse writes into it, INFO points into it */
     char what[300];
     int one = 1, st, fail = WR_AMQP_FAIL_OTHER;
 
@@ -128,8 +129,7 @@ amqp_connection_state_t wr_amqp_open(const char *uri, const wr_amqp_options *opt
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    amqp_default_connection_info(&info);
-    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
+    if (wr_uri_parse(copy, &info) < 0) {
         /* Not echoed: it may hold a password. */
         snprintf(err, errlen,
                  "invalid AMQP URI (expected amqp[s]://USER:PASSWORD@HOST:PORT/VHOST)");

@@ -5,6 +5,7 @@
  * tested without a broker.
  */
 #include "common/nodes.h"
+#include "common/uri.h"
 
 #include <amqp.h>
 #include <stdio.h>
@@ -31,10 +32,9 @@ void wr_nodes_next(wr_nodes *nodes)
 const char *wr_uri_node(const char *uri, char *buf, size_t len)
 {
     struct amqp_connection_info info;
-    char *copy = strdup(uri); /* amqp_parse_url writes into it */
+    char *copy = strdup(uri); /* wr_uri_parse writes into it */
 
-    amqp_default_connection_info(&info);
-    if (!copy || amqp_parse_url(copy, &info) != AMQP_STATUS_OK)
+    if (!copy || wr_uri_parse(copy, &info) < 0)
         snprintf(buf, len, "(invalid URI)");
     else
         /* "amqp://h:1/" has vhost "", which warren's login reads as "/". */

@@ -47,6 +47,7 @@
 #include "common/log.h"
 #include "common/nodes.h"
 #include "common/secret.h"
+#include "common/uri.h"
 #include "common/xalloc.h"
 
 /* inih's line buffer holds INI_MAX_LINE bytes with the newline and NUL.
@@ -833,8 +834,8 @@ static void check_uri(struct load *l, const char *uri, int loc)
                 wr_secret_mask_uri(uri, shown, sizeof shown));
         return;
     }
-    copy = wr_xstrdup(uri);                            /* amqp_parse_url writes into it */
-    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) /* not echoed: it may hold a password */
+    copy = wr_xstrdup(uri);            /* wr_uri_parse writes into it */
+    if (wr_uri_parse(copy, &info) < 0) /* not echoed: it may hold a password */
         problem(l, loc,
                 "uri: not a valid AMQP URI (expected amqp://USER:PASSWORD@HOST:PORT/VHOST)");
     free(copy);

@@ -1,11 +1,14 @@
 /*
- * warren's entry point and command line.  One binary, three modes:
+ * warren's entry point and command line:
  *   warren -c FILE [-o SECTION.KEY=VALUE]...          the supervisor
  *   warren -c FILE [-o ...] --check                   validate and exit
- *   warren --worker N   (internal: started by the supervisor, config on
- *                        stdin, status pipe on fd 3; see worker/boot.c)
- * This file only parses the command line and finds the default config and
- * plugin dir beside the binary; each mode lives with its module.
+ *   warren --worker N   (by hand, for debugging: runs the worker program,
+ *                        PREFIX/lib/warren/warren-worker, config on stdin;
+ *                        see worker/boot.c)
+ * This file only parses the command line and finds the default config,
+ * plugin dir and worker program beside the binary; each mode lives with
+ * its module.  The supervisor's program links neither rabbitmq-c nor
+ * OpenSSL: workers are a program of their own.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,7 +27,6 @@
 #include "supervisor/supervisor.h"
 #include "worker/builtin.h"
 #include "worker/plugin_loader.h"
-#include "worker/worker.h"
 
 static void usage(FILE *out)
 {
@@ -162,7 +164,7 @@ int main(int argc, char **argv)
     const char **overrides = NULL;
     size_t noverrides = 0;
     int check = 0, opt, rc;
-    char *exe, *default_config = NULL, *default_plugins = NULL;
+    char *exe, *default_config = NULL, *default_plugins = NULL, *worker_exe = NULL;
     const char *dir;
     wr_config cfg;
     wr_diag diag = {0};
@@ -173,8 +175,9 @@ int main(int argc, char **argv)
         return WR_EXIT_SOFTWARE;
     }
     default_plugins = beside_exe(exe, "lib/warren/plugins");
+    worker_exe = beside_exe(exe, "lib/warren/warren-worker");
     overrides = calloc((size_t)argc, sizeof *overrides);
-    if (!default_plugins || !overrides) {
+    if (!default_plugins || !worker_exe || !overrides) {
         fprintf(stderr, "warren: out of memory\n");
         rc = WR_EXIT_SOFTWARE;
         goto out;
@@ -218,7 +221,13 @@ int main(int argc, char **argv)
         goto out;
     }
     if (worker_index) {
-        rc = wr_worker_boot(argc, argv, worker_index, since, default_plugins);
+        char *args[] = {argv[0],         "--worker", (char *)worker_index, "--plugin-dir",
+                        default_plugins, "--since",  (char *)since,        NULL};
+        if (!since)
+            args[5] = NULL;
+        execv(worker_exe, args);
+        fprintf(stderr, "warren: cannot run %s: %s\n", worker_exe, strerror(errno));
+        rc = WR_EXIT_SOFTWARE;
         goto out;
     }
 
@@ -249,10 +258,11 @@ int main(int argc, char **argv)
         wr_info("broker %s", broker_text(&cfg, text, sizeof text));
     }
     dir = cfg.plugin_dir ? cfg.plugin_dir : default_plugins;
-    rc = check ? run_check(&cfg, dir) : wr_supervisor_run(&cfg, exe, dir);
+    rc = check ? run_check(&cfg, dir) : wr_supervisor_run(&cfg, worker_exe, dir);
     wr_config_free(&cfg);
 out:
     free(default_plugins);
+    free(worker_exe);
     free(default_config);
     free(overrides);
     free(exe);

@@ -182,7 +182,8 @@ int wr_children_spawn(wr_child *c)
 {
     wr_supervisor *sup = c->sup;
     char title[256], idx[16];
-    char *args[] = {title, "--worker", idx, "--since", sup->since, NULL};
+    char *args[] = {title,     "--worker", idx, "--plugin-dir", (char *)sup->plugin_dir,
+                    "--since", sup->since, NULL};
     uv_stdio_container_t stdio[5];
     uv_process_options_t opt;
     uv_buf_t b;

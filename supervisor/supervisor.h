@@ -20,7 +20,7 @@ typedef enum wr_sup_state { WR_SUP_RUNNING = 0, WR_SUP_STOPPING } wr_sup_state;
 typedef struct wr_supervisor {
     uv_loop_t *loop;
     const wr_config *cfg;
-    const char *exe;        /* our binary, re-executed for workers */
+    const char *exe;        /* the worker program (lib/warren/warren-worker) */
     const char *plugin_dir; /* resolved, passed to workers */
     char *config_text;      /* cfg as INI, written to each worker's stdin */
     size_t config_len;

@@ -18,7 +18,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in bin/warren bin/warren-call lib/warren/plugins/echo.so lib/warren/plugins/time.so lib/warren/plugins/pkgstatus.so \
+for f in bin/warren bin/warren-call lib/warren/warren-worker lib/warren/plugins/echo.so lib/warren/plugins/time.so lib/warren/plugins/pkgstatus.so \
          lib/warren/plugins/test.so include/warren/plugin.h lib/pkgconfig/warren-plugin.pc \
          etc/warren/warren.conf lib/systemd/system/warren.service; do
     [ -e "$prefix/$f" ] || fail "$f not installed"

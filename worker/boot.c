@@ -1,11 +1,16 @@
 /*
- * How a worker process begins: the supervisor starts our own binary as
- * `warren --worker N` with the process title as argv[0], the validated
- * config on stdin (INI text up to the WR_IPC_END_CONFIG line, then
- * commands) and its status pipe on fd 3.  This file reads the config,
+ * The worker program, PREFIX/lib/warren/warren-worker: the supervisor
+ * starts it as `warren-worker --worker N --since MS --plugin-dir DIR`
+ * with the process title as argv[0], the validated config on stdin (INI
+ * text up to the WR_IPC_END_CONFIG line, then commands), its status pipe
+ * on fd 3 and its scoreboard slot in fd 4.  This file reads the config,
  * sets up logging and the title, and hands over to wr_worker_main().
+ *
+ * A program of its own so that the supervisor (bin/warren) never loads
+ * what only workers use: rabbitmq-c, OpenSSL, Qpid Proton.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,19 +98,26 @@ static long long since_ms(const char *arg)
     return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-int wr_worker_boot(int argc, char **argv, const char *index_arg, const char *since_arg,
-                   const char *default_plugin_dir)
+static int boot(int argc, char **argv, const char *index_arg, const char *since_arg,
+                const char *plugin_dir)
 {
     wr_config cfg;
     wr_diag diag = {0};
     char ident[32], title[256];
-    char *text, *end;
+    char *text, *end, *dir;
     long index = strtol(index_arg, &end, 10);
+    long long since = since_ms(since_arg);
     int rc;
 
     if (*index_arg == '\0' || *end != '\0' || index < 0) {
         fprintf(stderr, "warren: --worker needs a worker number\n");
         return WR_EXIT_USAGE;
+    }
+    /* Copied: the title below is written over the arguments. */
+    dir = strdup(plugin_dir);
+    if (!dir) {
+        fprintf(stderr, "warren: out of memory\n");
+        return WR_EXIT_SOFTWARE;
     }
     snprintf(ident, sizeof ident, "worker %ld", index);
     wr_log_set_ident(ident);
@@ -116,6 +128,7 @@ int wr_worker_boot(int argc, char **argv, const char *index_arg, const char *sin
     text = read_config_from_supervisor();
     if (!text) {
         wr_error("cannot read the configuration from the supervisor");
+        free(dir);
         return WR_EXIT_SOFTWARE;
     }
     rc = wr_config_load_string(&cfg, "<from supervisor>", text, NULL, 0, &diag);
@@ -124,11 +137,46 @@ int wr_worker_boot(int argc, char **argv, const char *index_arg, const char *sin
         for (size_t i = 0; i < diag.n; i++)
             wr_error("%s", diag.msgs[i]);
         wr_diag_free(&diag);
+        free(dir);
         return WR_EXIT_CONFIG;
     }
     wr_log_set_level(cfg.log_level);
-    rc = wr_worker_main((int)index, &cfg, cfg.plugin_dir ? cfg.plugin_dir : default_plugin_dir,
-                        since_ms(since_arg));
+    rc = wr_worker_main((int)index, &cfg, cfg.plugin_dir ? cfg.plugin_dir : dir, since);
     wr_config_free(&cfg);
+    free(dir);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"worker", required_argument, NULL, 'W'},
+                                         {"since", required_argument, NULL, 'S'},
+                                         {"plugin-dir", required_argument, NULL, 'P'},
+                                         {NULL, 0, NULL, 0}};
+    const char *index = NULL, *since = NULL, *plugin_dir = NULL;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'W':
+            index = optarg;
+            break;
+        case 'S':
+            since = optarg;
+            break;
+        case 'P':
+            plugin_dir = optarg;
+            break;
+        default:
+            index = NULL;
+            optind = argc;
+            break;
+        }
+    }
+    if (!index || !plugin_dir || optind < argc) {
+        fprintf(stderr, "usage: warren-worker --worker N --plugin-dir DIR [--since MS]\n"
+                        "(started by warren, the supervisor; see warren(8))\n");
+        return WR_EXIT_USAGE;
+    }
+    return boot(argc, argv, index, since, plugin_dir);
 }

@@ -7,13 +7,6 @@
 
 #include "config/config.h"
 
-/* The whole worker process after main() saw `--worker INDEX_ARG`: read
- * the config from the supervisor, then wr_worker_main().  Plugins come
- * from the config's [plugins] dir, else DEFAULT_PLUGIN_DIR.  Returns the
- * process exit code. */
-int wr_worker_boot(int argc, char **argv, const char *index_arg, const char *since_arg,
-                   const char *default_plugin_dir);
-
 /* Serve until told to stop.  Returns the process exit code: 0 after a
  * clean stop, WR_EXIT_CONFIG when plugins cannot be loaded. */
 int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir, long long started_ms);
