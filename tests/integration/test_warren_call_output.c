@@ -80,7 +80,7 @@ Test(warren_call_output, raw_prints_the_body_as_received, .init = start, .fini =
      .timeout = 120)
 {
     char args[512], *out, *err;
-    json_t *body;
+    json_t *body, *want;
     json_error_t jerr;
 
     /* The whole JSON-RPC response, envelope and all, with no newline
@@ -92,7 +92,9 @@ Test(warren_call_output, raw_prints_the_body_as_received, .init = start, .fini =
     cr_assert_not_null(body, "%s: %s", out, jerr.text);
     cr_assert_str_eq(json_string_value(json_object_get(body, "jsonrpc")), "2.0");
     cr_assert_str_eq(json_string_value(json_object_get(body, "id")) ? "id" : "", "id");
-    cr_assert(json_equal(json_object_get(body, "result"), json_pack("[is]", 1, "two")), "%s", out);
+    want = json_pack("[is]", 1, "two");
+    cr_assert(json_equal(json_object_get(body, "result"), want), "%s", out);
+    json_decref(want);
     json_decref(body);
     free(out);
     free(err);
