@@ -40,7 +40,7 @@ expect() {
     local line=$1 want got
     want=$(printf '%s\n' "${@:2}" | sort)
     got=$(complete_line "$line")
-    [ "$got" = "$want" ] || fail "completing '$line': got [$(echo $got)], want [$(echo $want)]"
+    [ "$got" = "$want" ] || fail "completing '$line': got [$(tr "\n" " " <<<"$got")], want [$(tr "\n" " " <<<"$want")]"
 }
 
 expect "warren-call --pr" --pretty

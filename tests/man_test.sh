@@ -29,14 +29,14 @@ documented=$(awk '/^## \[/ { s = $2; sub(/^\[/, "", s); sub(/\]$/, "", s); next 
     "$src/man/warren.conf.5.scd" | sort)
 missing=$(comm -23 <(echo "$table") <(echo "$documented"))
 extra=$(comm -13 <(echo "$table") <(echo "$documented"))
-[ -z "$missing" ] || fail "keys of config/config.c not in man/warren.conf.5.scd: $(echo $missing)"
-[ -z "$extra" ] || fail "keys in man/warren.conf.5.scd that config/config.c does not have: $(echo $extra)"
+[ -z "$missing" ] || fail "keys of config/config.c not in man/warren.conf.5.scd: $(tr "\n" " " <<<"$missing")"
+[ -z "$extra" ] || fail "keys in man/warren.conf.5.scd that config/config.c does not have: $(tr "\n" " " <<<"$extra")"
 # The example config, the other reference: each key under its section.
 example=$(awk '/^;?\[/ { s = $0; sub(/^;?\[/, "", s); sub(/[ \]].*/, "", s); next }
                s != "" && match($0, /^[; ]*[a-z_]+ = /) { k = substr($0, 1, RLENGTH - 3); gsub(/[; ]/, "", k); print s "." k }' \
     "$src/config/warren.conf" | sort -u)
 missing=$(comm -23 <(echo "$table") <(echo "$example"))
-[ -z "$missing" ] || fail "keys of config/config.c not in config/warren.conf: $(echo $missing)"
+[ -z "$missing" ] || fail "keys of config/config.c not in config/warren.conf: $(tr "\n" " " <<<"$missing")"
 
 # --help's options, each in its page as *--option*.
 check_options() {
