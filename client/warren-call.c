@@ -3,7 +3,7 @@
  *
  *   warren-call [-u URI] [-q QUEUE | -x EXCHANGE -k KEY] [-t SECONDS]
  *               [--no-deadline] [--notify] [--direct] [--broadcast]
- *               METHOD [PARAMS_JSON]
+ *               [--pretty | --raw] METHOD [PARAMS_JSON]
  *   warren-call --format raw [...] BODY
  *   warren-call --format amqpbus [...] [--reply-prefix P [--reply-exchange X]]
  *               [--qid ID] [PAYLOAD_JSON]
@@ -17,7 +17,10 @@
  * come back through an exchange under "<reply-prefix>.<qid>").  There the
  * route names the method, so no METHOD is given.  --broadcast collects
  * every reply that comes in the timeout (one per warren instance of a
- * broadcast route) instead of the first.
+ * broadcast route) instead of the first.  For people rather than scripts,
+ * --pretty indents the JSON it prints; for seeing exactly what came back,
+ * --raw prints the reply body byte for byte (the JSON-RPC envelope and
+ * all), errors included, and still exits as the reply says.
  *
  * The exit status tells a script what happened:
  *
@@ -71,7 +74,7 @@ enum format { FORMAT_JSONRPC, FORMAT_RAW, FORMAT_AMQPBUS };
 static const char usage_line[] =
     "usage: warren-call [-u URI] [-q QUEUE | -x EXCHANGE -k KEY] [-t SECONDS]\n"
     "                   [--no-deadline] [--notify] [--direct] [--broadcast]\n"
-    "                   METHOD [PARAMS_JSON]\n"
+    "                   [--pretty | --raw] METHOD [PARAMS_JSON]\n"
     "       warren-call --format raw [OPTIONS] BODY\n"
     "       warren-call --format amqpbus [OPTIONS] [--reply-prefix PREFIX\n"
     "                   [--reply-exchange EXCHANGE]] [--qid ID] [PAYLOAD_JSON]\n";
@@ -116,6 +119,12 @@ static void usage(FILE *f)
           "      --reply-exchange EXCHANGE  ... or of EXCHANGE\n"
           "      --qid ID            amqpbus: the qid to send (default: a new unique\n"
           "                          one per call)\n"
+          "      --pretty            print JSON indented (the result, an error's data,\n"
+          "                          a raw reply that is JSON)\n"
+          "      --raw               print the reply body exactly as received (an error\n"
+          "                          reply too, on stdout); the exit status is still\n"
+          "                          the reply's.  --broadcast: a newline after each\n"
+          "                          body that does not end with one\n"
           "  -h, --help              show this help\n"
           "  -V, --version           show the version\n"
           "\n"
@@ -137,6 +146,8 @@ struct options {
     int no_deadline;
     int direct;
     int broadcast;
+    int pretty; /* --pretty: indented JSON */
+    int raw;    /* --raw: the reply body as received */
     enum format format;
     const char *reply_prefix;   /* amqpbus, or NULL: reply_to */
     const char *reply_exchange; /* amqpbus, or NULL: the -x exchange */
@@ -153,8 +164,13 @@ enum {
     OPT_BROADCAST,
     OPT_REPLY_PREFIX,
     OPT_REPLY_EXCHANGE,
-    OPT_QID
+    OPT_QID,
+    OPT_PRETTY,
+    OPT_RAW
 };
+
+/* How JSON is printed: compact, one line per value, unless --pretty. */
+static size_t json_flags = JSON_ENCODE_ANY | JSON_COMPACT;
 
 static enum format parse_format(const char *text)
 {
@@ -208,6 +224,11 @@ static void check_combinations(const struct options *o)
         wr_cli_usage_error("-x EXCHANGE and -k KEY go together");
     if (o->broadcast && o->notify)
         wr_cli_usage_error("--broadcast collects replies: it cannot be combined with --notify");
+    if (o->pretty && o->raw)
+        wr_cli_usage_error("--pretty and --raw exclude each other (--raw prints the body as is)");
+    if ((o->pretty || o->raw) && o->notify)
+        wr_cli_usage_error("%s prints a reply: --notify waits for none",
+                           o->pretty ? "--pretty" : "--raw");
     if (o->format != FORMAT_AMQPBUS) {
         if (o->reply_prefix != NULL)
             wr_cli_usage_error("--reply-prefix is for --format amqpbus");
@@ -252,6 +273,8 @@ static void parse_args(int argc, char **argv, struct options *o)
         {"reply-prefix", required_argument, NULL, OPT_REPLY_PREFIX},
         {"reply-exchange", required_argument, NULL, OPT_REPLY_EXCHANGE},
         {"qid", required_argument, NULL, OPT_QID},
+        {"pretty", no_argument, NULL, OPT_PRETTY},
+        {"raw", no_argument, NULL, OPT_RAW},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -304,6 +327,12 @@ static void parse_args(int argc, char **argv, struct options *o)
         case OPT_QID:
             o->qid = optarg;
             break;
+        case OPT_PRETTY:
+            o->pretty = 1;
+            break;
+        case OPT_RAW:
+            o->raw = 1;
+            break;
         case 'h':
             usage(stdout);
             exit(WR_EXIT_OK);
@@ -316,6 +345,8 @@ static void parse_args(int argc, char **argv, struct options *o)
     }
 
     check_combinations(o);
+    if (o->pretty)
+        json_flags = JSON_ENCODE_ANY | JSON_INDENT(2);
     if (o->queue == NULL && o->exchange == NULL)
         o->queue = WR_CLI_DEFAULT_QUEUE;
     if (!timeout_given)
@@ -561,10 +592,11 @@ static void read_reply(enum format format, const wr_client_reply *reply, struct 
     }
 }
 
-/* V as one compact line on F.  0, or -1 when it cannot be encoded. */
+/* V as one compact line on F (indented lines with --pretty).  0, or -1
+ * when it cannot be encoded. */
 static int print_json_line(FILE *f, const json_t *v)
 {
-    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *text = json_dumps(v, json_flags);
 
     if (text == NULL)
         return -1;
@@ -582,7 +614,7 @@ static void print_error(const json_t *error)
     fprintf(stderr, "error %" JSON_INTEGER_FORMAT ": %s\n",
             json_integer_value(json_object_get(error, "code")), msg ? msg : "(no message)");
     if (data != NULL) {
-        char *text = json_dumps(data, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *text = json_dumps(data, json_flags);
 
         if (text != NULL)
             fprintf(stderr, "data: %s\n", text);
@@ -600,6 +632,15 @@ static int show_reply(const struct reply_view *v, int broadcast)
 {
     switch (v->status) {
     case WR_EXIT_OK:
+        if (v->text != NULL && json_flags & JSON_INDENT(2)) {
+            /* --pretty: a raw reply that is JSON is shown indented too. */
+            json_t *body = json_loadb(v->text, v->text_len, JSON_DECODE_ANY, NULL);
+            int rc = body != NULL ? print_json_line(stdout, body) : 1;
+
+            json_decref(body);
+            if (rc == 0)
+                return WR_EXIT_OK;
+        }
         if (v->text != NULL) {
             fwrite(v->text, 1, v->text_len, stdout);
             if (v->text_len == 0 || v->text[v->text_len - 1] != '\n')
@@ -682,7 +723,17 @@ static int collect_replies(wr_client *c, const struct options *o, const struct e
             continue;
         }
         read_reply(o->format, &reply, &v);
-        rc = show_reply(&v, o->broadcast);
+        if (o->raw) {
+            /* The body as it came; the exit status as the reply says. */
+            rc = v.status;
+            fwrite(reply.body, 1, reply.len, stdout);
+            if (o->broadcast && (reply.len == 0 || reply.body[reply.len - 1] != '\n'))
+                putchar('\n');
+            if (rc == EXIT_PROTOCOL)
+                fprintf(stderr, "warren-call: %s\n", v.why);
+        } else {
+            rc = show_reply(&v, o->broadcast);
+        }
         view_free(&v);
         wr_client_reply_free(&reply);
         if (!o->broadcast || rc == WR_EXIT_SOFTWARE)

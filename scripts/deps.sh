@@ -13,6 +13,9 @@ PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libuv1-dev libjansson
 # tests/fuzz/run.sh (libFuzzer, with llvm-symbolizer for its reports) and
 # tests/daemon_check.sh (ThreadSanitizer, valgrind).
 PACKAGES+=(clang libclang-rt-14-dev llvm libtsan2 valgrind)
+# The man pages (man/*.scd: scdoc builds them, mandoc lints them) and the
+# bash completion test (tests/completion_test.sh).
+PACKAGES+=(scdoc mandoc bash-completion)
 
 die() {
     echo "deps.sh: $*" >&2

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "config/config.h"
+#include "src/plugin_call.h"
 #include "supervisor/supervisor.h"
 #include "worker/builtin.h"
 #include "worker/plugin_loader.h"
@@ -32,6 +33,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: warren [-c FILE] [-o SECTION.KEY=VALUE]... [--check]\n"
+            "       warren plugin-call [-c FILE] [-s KEY=VALUE]... PLUGIN METHOD [PARAMS_JSON]\n"
             "       warren --version | --help\n"
             "\n"
             "Prefork RPC worker pool for RabbitMQ.  Runs in the foreground and logs to stderr.\n"
@@ -45,7 +47,9 @@ static void usage(FILE *out)
             "  -v, --version        print the version\n"
             "  -h, --help           print this help\n"
             "\n"
-            "Signals: TERM/INT stop gracefully (requests in hand are finished).\n");
+            "Signals: TERM/INT stop gracefully (requests in hand are finished).\n"
+            "plugin-call: load one plugin as a worker does and call one method, without a\n"
+            "broker (warren plugin-call --help).\n");
 }
 
 /* The path of our own binary (malloc'd), or NULL. */
@@ -180,6 +184,11 @@ int main(int argc, char **argv)
     if (!default_plugins || !worker_exe || !overrides) {
         fprintf(stderr, "warren: out of memory\n");
         rc = WR_EXIT_SOFTWARE;
+        goto out;
+    }
+    /* A subcommand, for plugin authors' tests (src/plugin_call.c). */
+    if (argc > 1 && strcmp(argv[1], "plugin-call") == 0) {
+        rc = wr_plugin_call_main(argc - 1, argv + 1, default_plugins);
         goto out;
     }
     while ((opt = getopt_long(argc, argv, "c:o:tvh", opts, NULL)) != -1) {
