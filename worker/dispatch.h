@@ -37,6 +37,8 @@ typedef struct wr_delivery {
     int bad_code;
     char bad_message[128];
     char *body_buf; /* owned: the unwrapped body that BODY points to, or NULL */
+    char *strings;  /* owned (wr_delivery_from_envelope): where the five
+                       strings above live, one allocation for all */
     /* When the caller stops listening, unix ms (worker/delivery.c,
      * wr_delivery_deadline_ms); 0: no deadline.  DEADLINE_FROM says what
      * set it ("x-deadline" or "expiration"; static). */
