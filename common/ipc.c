@@ -1,6 +1,7 @@
 /* Status lines between worker and supervisor; see ipc.h. */
 #include "common/ipc.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -37,10 +38,9 @@ void wr_ipc_body_hash(const void *body, size_t len, char out[17])
     /* Each step (xor, then multiply by an odd number) is a bijection, so
      * bodies differing in one word always differ in their hash. */
     for (; i + 8 <= len; i += 8) {
-        uint64_t w = 0;
-        for (int b = 0; b < 8; b++)
-            w |= (uint64_t)p[i + b] << (8 * b);
-        h ^= w;
+        uint64_t w;
+        memcpy(&w, p + i, sizeof w);
+        h ^= le64toh(w);
         h *= 0x100000001b3ULL;
     }
     for (; i < len; i++) {
