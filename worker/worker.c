@@ -117,8 +117,10 @@ typedef struct worker {
     wr_delivery in; /* what JOB reads of CUR's envelope */
     const wr_route *route;
 
-    wr_outbox outbox; /* answered, awaiting the broker's confirms */
-    wr_slot *slot;    /* what the supervisor knows of us */
+    wr_outbox outbox;  /* answered, awaiting the broker's confirms */
+    uint64_t ack_upto; /* settled: one basic.ack (multiple) for every tag up to
+                          this is due (flush_acks); 0: none */
+    wr_slot *slot;     /* what the supervisor knows of us */
 
     unsigned long handled, failed;
     unsigned long returned, nacked; /* replies that reached no one */
@@ -259,12 +261,30 @@ static uint64_t lowest_open_tag(const worker *w)
     return low;
 }
 
+/* Send the due multiple ack, if any.  Called before the worker waits
+ * (poll) and before it starts a job, so an ack never waits behind a
+ * handler.  0, or -1 when the connection failed. */
+static int flush_acks(worker *w)
+{
+    int st;
+
+    if (!w->ack_upto)
+        return 0;
+    st = amqp_basic_ack(w->conn, CHANNEL, w->ack_upto, 1);
+    w->ack_upto = 0;
+    if (st != AMQP_STATUS_OK) {
+        wr_error("ack failed: %s", amqp_error_string2(st));
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Ack (or reject) every request whose publishes the broker has confirmed.
- * Acks below every unsettled tag go as one basic.ack with multiple (with
- * prefetch > 1 confirms come in batches, and so do the acks).  Returns 0,
- * or -1 when the connection failed (the broker redelivers what was not
- * acked).
+ * Acks below every unsettled tag are gathered into one basic.ack with
+ * multiple, sent by flush_acks (with prefetch > 1 confirms come in runs of
+ * frames, and so one ack answers several).  Returns 0, or -1 when the
+ * connection failed (the broker redelivers what was not acked).
  */
 static int settle(worker *w)
 {
@@ -309,11 +329,8 @@ static int settle(worker *w)
         }
         free_request(rq);
     }
-    if (st == AMQP_STATUS_OK && upto) {
-        st = amqp_basic_ack(w->conn, CHANNEL, upto, 1);
-        if (st != AMQP_STATUS_OK)
-            wr_error("ack failed: %s", amqp_error_string2(st));
-    }
+    if (upto > w->ack_upto)
+        w->ack_upto = upto;
     return st == AMQP_STATUS_OK ? 0 : -1;
 }
 
@@ -572,6 +589,8 @@ static int start_next(worker *w)
 
     if (w->busy || !rq)
         return 0;
+    if (flush_acks(w) < 0)
+        return -1;
     w->head = rq->next;
     if (!w->head)
         w->tail = NULL;
@@ -608,13 +627,15 @@ static int serve(worker *w)
             /* Deliveries not started go back to the queue with the
              * channel; answered ones wait for their confirms. */
             if (!w->outbox.len)
-                return SERVE_STOP;
+                return flush_acks(w) < 0 ? SERVE_RECONNECT : SERVE_STOP;
         } else if ((started = start_next(w)) < 0) {
             return SERVE_RECONNECT;
         } else if (started) {
             continue;
         }
         if (!amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn)) {
+            if (flush_acks(w) < 0)
+                return SERVE_RECONNECT;
             struct pollfd fds[P_COUNT] = {
                 [P_AMQP] = {.fd = amqp_fd, .events = POLLIN},
                 [P_RUNNER] = {.fd = wr_runner_fd(w->runner), .events = POLLIN},
@@ -806,6 +827,7 @@ static int confirm_mode(worker *w)
         return -1;
     }
     wr_outbox_reset(&w->outbox);
+    w->ack_upto = 0; /* tags die with their channel */
     return 0;
 }
 
