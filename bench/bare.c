@@ -53,7 +53,8 @@
 
 static const char usage_line[] =
     "usage: warren-bare [-u URI] [-q QUEUE] [-P PROCESSES] [--prefetch N]\n"
-    "                   [--queue-type quorum|classic] [--heartbeat SECONDS] [--confirm]\n";
+    "                   [--queue-type quorum|classic] [--heartbeat SECONDS] [--confirm]\n"
+    "                   [--exec]\n";
 
 struct options {
     const char *uri;
@@ -63,6 +64,8 @@ struct options {
     const char *queue_type;
     int heartbeat;
     int confirm;
+    int exec;  /* --exec: each child runs the program afresh */
+    int child; /* --child I (internal, with --exec): be consumer I; else -1 */
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -87,6 +90,8 @@ static void usage(void)
         "      --queue-type TYPE    x-queue-type: quorum (default) or classic\n"
         "      --heartbeat SECONDS  AMQP heartbeat, 0 off (default: 30, as warren)\n"
         "      --confirm            ack a request only once the broker confirmed its reply\n"
+        "      --exec               each process loads its own libraries (exec after fork),\n"
+        "                           as warren's workers do: for memory figures alike\n"
         "  -h, --help               show this help\n"
         "\n"
         "Each process prints \"warren-bare: process I consuming\" on stderr when ready.\n"
@@ -103,6 +108,8 @@ static void parse_args(int argc, char **argv, struct options *o)
                                              {"queue-type", required_argument, NULL, 'T'},
                                              {"heartbeat", required_argument, NULL, 'H'},
                                              {"confirm", no_argument, NULL, 'C'},
+                                             {"exec", no_argument, NULL, 'E'},
+                                             {"child", required_argument, NULL, 'I'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int ch;
@@ -113,7 +120,8 @@ static void parse_args(int argc, char **argv, struct options *o)
                           .processes = 1,
                           .prefetch = 1,
                           .queue_type = "quorum",
-                          .heartbeat = DEFAULT_HEARTBEAT};
+                          .heartbeat = DEFAULT_HEARTBEAT,
+                          .child = -1};
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":u:q:P:h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -140,6 +148,12 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case 'C':
             o->confirm = 1;
+            break;
+        case 'E':
+            o->exec = 1;
+            break;
+        case 'I':
+            o->child = (int)wr_cli_count("--child", optarg, MAX_PROCESSES) - 1;
             break;
         case 'h':
             usage();
@@ -471,6 +485,13 @@ int main(int argc, char **argv)
     int rc = WR_EXIT_OK, stopping = 0;
 
     parse_args(argc, argv, &o);
+    if (o.child >= 0) { /* --exec's child: the parent declared the queue */
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        return consume(&o, o.child);
+    }
     declare_first(&o);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -494,6 +515,20 @@ int main(int argc, char **argv)
             sigaction(SIGTERM, &sa, NULL);
             sigaction(SIGINT, &sa, NULL);
             sigprocmask(SIG_SETMASK, &old, NULL);
+            if (o.exec) {
+                char **args = calloc((size_t)argc + 3, sizeof *args), number[24];
+
+                snprintf(number, sizeof number, "%ld", i + 1);
+                for (int a = 0; args && a < argc; a++)
+                    args[a] = argv[a];
+                if (args) {
+                    args[argc] = "--child";
+                    args[argc + 1] = number;
+                    execv("/proc/self/exe", args);
+                }
+                fprintf(stderr, "warren-bare: cannot run itself again: %s\n", strerror(errno));
+                _exit(WR_EXIT_SOFTWARE);
+            }
             return consume(&o, (int)i);
         }
         if (pid < 0) {

@@ -84,6 +84,13 @@ bench bare-confirm-persistent 0 -q "$q.confirm" --connections 2 -c 8 --duration 
 clean bare-confirm-persistent
 stop_bare confirm
 
+# --exec: each process a program of its own (for memory figures alike).
+start_bare exec --prefetch 4 --confirm --exec
+bench bare-exec 0 -q "$q.exec" --connections 2 -c 8 --duration 1
+clean bare-exec
+[ "$(pgrep -c -f -- "$q.exec.*--child")" -ge 2 ] || fail "warren-bare --exec: no child runs the program afresh"
+stop_bare exec
+
 # A server killed mid-run: what it held is never answered (nobody else
 # consumes the queue), so the calls are lost and the run fails.
 start_bare killed --queue-type classic
