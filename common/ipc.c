@@ -3,7 +3,6 @@
 
 #include <endian.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,7 +46,9 @@ void wr_ipc_body_hash(const void *body, size_t len, char out[17])
         h ^= p[i];
         h *= 0x100000001b3ULL;
     }
-    snprintf(out, 17, "%016" PRIx64, h);
+    for (int d = 15; d >= 0; d--, h >>= 4)
+        out[d] = "0123456789abcdef"[h & 0xf];
+    out[16] = '\0';
 }
 
 /* Free text for the end of a line: no newlines or control characters. */

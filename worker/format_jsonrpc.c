@@ -96,7 +96,7 @@ static void run(wr_job *job, const wr_dispatcher *d)
                 continue;
             }
         }
-        if (!job->reply_id)
+        if (!job->reply_id && job->route->reply_prefix) /* the reply key's ID */
             job->reply_id = wr_jsonrpc_id_text(c->id);
         if (batch)
             json_array_append_new(batch, r);
@@ -133,7 +133,8 @@ static void fail(wr_job *job, int code, const char *message, json_t *data)
         if (i < job->req.ncalls && !job->req.batch)
             id = job->req.calls[i].id;
     }
-    job->reply_id = wr_jsonrpc_id_text(id);
+    if (job->route->reply_prefix)
+        job->reply_id = wr_jsonrpc_id_text(id);
     set_response(job, wr_jsonrpc_error(id, code, message, data));
 }
 

@@ -12,7 +12,10 @@
 #include "worker/plugin_loader.h"
 
 static wr_plugins *plugins;
-static const wr_route route = {.name = "test", .queue = "q", .format = WR_FORMAT_JSONRPC};
+/* With reply_prefix: replies may be routed by the request id, so its text
+ * is kept (job.reply_id); without, it is never made (see below). */
+static const wr_route route = {
+    .name = "test", .queue = "q", .format = WR_FORMAT_JSONRPC, .reply_prefix = "rpc.response"};
 
 static void load(void)
 {
@@ -701,5 +704,23 @@ Test(dispatch, nul_in_strings_on_every_format)
     cr_expect_eq(json_integer_value(json_object_get(json_object_get(r, "error"), "code")), -32600,
                  "%s", job.reply);
     json_decref(r);
+    wr_dispatch_free(&job);
+}
+
+/* The id's text is only for a reply_prefix route: without one, a call
+ * does not pay for it. */
+Test(dispatch, no_reply_prefix_no_id_text)
+{
+    wr_route plain = route;
+    wr_job job;
+    const char *body = "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1],\"id\":9}";
+    wr_delivery in = {.body = body, .len = strlen(body), .reply_to = "r"};
+    wr_dispatcher d = {.plugins = plugins};
+
+    plain.reply_prefix = NULL;
+    wr_dispatch_prepare(&job, &plain, &in, 1024);
+    wr_dispatch_run(&job, &d);
+    cr_assert_not_null(job.reply);
+    cr_assert_null(job.reply_id);
     wr_dispatch_free(&job);
 }
