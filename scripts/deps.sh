@@ -13,6 +13,8 @@ PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libuv1-dev libjansson
 # tests/fuzz/run.sh (libFuzzer, with llvm-symbolizer for its reports) and
 # tests/daemon_check.sh (ThreadSanitizer, valgrind).
 PACKAGES+=(clang libclang-rt-14-dev llvm libtsan2 valgrind)
+# bench/run.sh: the plots in BENCHMARKS.md.
+PACKAGES+=(gnuplot-nox)
 
 die() {
     echo "deps.sh: $*" >&2
