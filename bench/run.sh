@@ -282,8 +282,9 @@ stop_server() {
 delete_queue() {
     local q
     for q in "$@"; do
-        tests/broker.sh ctl "$work/broker" delete_queue "$q" >/dev/null 2>&1 || true
+        tests/broker.sh ctl "$work/broker" delete_queue "$q" >/dev/null 2>&1 &
     done
+    wait $(jobs -p) 2>/dev/null || true
 }
 
 nrun=0
@@ -340,8 +341,11 @@ run() {
         "$part" "$cell" "$server" "$round" "$n" "$prefetch" "$brc" "$src" "$hwm_m" \
         "$(json_list "${hwm_w[@]}")" $((cpu1_w - cpu0_w)) $((cpu1_m - cpu0_m)) $((cpu1_b - cpu0_b)) \
         "$(tr -d '\n' <"$out")" >>"$work/runs.jsonl"
-    delete_queue "$queue"
-    [ "$server" = warren ] && delete_queue "$queue.dead"
+    if [ "$server" = warren ]; then
+        delete_queue "$queue" "$queue.dead"
+    else
+        delete_queue "$queue"
+    fi
     return 0
 }
 
@@ -377,7 +381,7 @@ esac
 t_start=$SECONDS
 
 if [ "$quick" = 1 ]; then
-    shapes="1x1 4x16" procs="2" prefetches="1 16" sleep_workers="8" mix_prefetches="1 16"
+    shapes="1x1 4x16" procs="2" prefetches="1 16" sleep_workers="8" mix_prefetches="16"
     startup_workers=4
 else
     shapes="1x1 1x16 4x16 4x64" procs="1 2 4" prefetches="1 16" sleep_workers="8 16 32 64"
@@ -475,7 +479,7 @@ else
     out=$root/BENCHMARKS.md plots=$root/bench/plots
 fi
 mkdir -p "$plots"
-cp "$work/runs.jsonl" "${out%.md}.runs.jsonl"
+cp "$work/runs.jsonl" "$plots/runs.jsonl" # the raw figures, for another look
 printf '%s\n' "${failures[@]}" >"$work/failures"
 {
     echo "command=$(env | grep -E '^BENCH_' | sort | tr '\n' ' ')bench/run.sh"
@@ -500,7 +504,7 @@ printf '%s\n' "${failures[@]}" >"$work/failures"
 } >"$work/meta"
 rrc=0
 "$PY" bench/report.py report "$work/runs.jsonl" "$work/meta" "$work/failures" "$out" "$plots" || rrc=$?
-echo "bench/run.sh: report in $out, plots in $plots, runs in ${out%.md}.runs.jsonl (${elapsed}s)" >&2
+echo "bench/run.sh: report in $out, plots in $plots, raw runs in $plots/runs.jsonl (${elapsed}s)" >&2
 [ "$rrc" = 0 ] || fail "bench/report.py exited with status $rrc"
 
 if [ "${#failures[@]}" -gt 0 ]; then
