@@ -105,6 +105,7 @@ cleanup() {
     local pid
     # Background jobs of a script ignore SIGINT: on Ctrl-C they go here.
     for pid in "${started[@]}"; do
+        # shellcheck disable=SC2046
         kill -KILL $(children "$pid") "$pid" 2>/dev/null || true
     done
     tests/broker.sh stop "$work/broker" >/dev/null 2>&1 || true
@@ -241,11 +242,22 @@ start_server() {
         # n separate processes, as people run them; a bash subshell holds
         # them so that one pid stands for the server.
         (
-            trap 'kill -TERM $(jobs -p) 2>/dev/null; rc=0; for p in $(jobs -p); do wait "$p" || rc=1; done; exit $rc' TERM
+            pids=()
             for ((i = 0; i < n; i++)); do
                 "$PY" bench/baseline_consumer.py "$uri" "$queue" "$prefetch" >>"$log" 2>&1 &
+                pids+=("$!")
             done
-            wait
+            trap 'kill -TERM "${pids[@]}" 2>/dev/null' TERM
+            rc=0
+            for p in "${pids[@]}"; do
+                while :; do # a trapped signal interrupts wait: wait again
+                    st=0
+                    wait "$p" || st=$?
+                    kill -0 "$p" 2>/dev/null || break
+                done
+                [ "$st" = 0 ] || rc=1
+            done
+            exit "$rc"
         ) &
         srv_pid=$!
         started=("$srv_pid")
@@ -284,7 +296,7 @@ delete_queue() {
     for q in "$@"; do
         tests/broker.sh ctl "$work/broker" delete_queue "$q" >/dev/null 2>&1 &
     done
-    wait $(jobs -p) 2>/dev/null || true
+    wait # only these run in the background now
 }
 
 nrun=0
