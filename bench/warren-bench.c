@@ -1,39 +1,36 @@
 /*
- * warren-bench: a closed-loop load generator for JSON-RPC over AMQP.
+ * warren-bench: a load generator for RPC servers on AMQP (warren, the bare
+ * loop bench/bare.c, any tutorial-style server).
  *
- *   warren-bench [-u URI] [-q QUEUE] [-n CALLS] [-c WINDOW] [-m METHOD]
- *                [-p PARAMS_JSON] [-t SECONDS] [--direct] [--label TEXT] [--json]
- *   warren-bench --reliable [--reply-queue NAME] [--grace SECONDS]
- *                [--progress SECONDS] [the options above but --direct, --json]
+ *   warren-bench [-u URI] [-q QUEUE] [-n CALLS | --duration S] [-c WINDOW]
+ *                [--connections C] [-m METHOD] [-p PARAMS_JSON | --payload BYTES]
+ *                [--format jsonrpc|raw|amqpbus] [--mix PERMILLE:METHOD:PARAMS_JSON]
+ *                [--rate R] [--warmup S] [--persistent] [-t SECONDS] [--direct]
+ *                [--label TEXT] [--json]
+ *   warren-bench --reliable [--reply-queue NAME] [--grace SECONDS] [--progress SECONDS] ...
+ *   warren-bench --wait-consumers N -q QUEUE [-t SECONDS] [--since-ns T] [--json]
  *
- * Why closed-loop with a fixed window: it is how RPC callers behave (a
- * caller waits for its answer before it asks again), so the figure it gives
- * is "calls/s with WINDOW callers waiting", and the latency is what each of
- * those callers sees.  An open-loop generator would instead measure how
- * fast the queue grows once the server falls behind.
+ * Why closed-loop windows by default: it is how RPC callers behave (a
+ * caller waits for its answer before it asks again), so the figure is
+ * "calls/s with C x WINDOW callers waiting", and the latency is what each
+ * of them sees.  --rate adds an open loop at an offered rate (still capped
+ * by the windows) for latency against offered load.
  *
  * It speaks to the server exactly as a tutorial-style client does, through
- * client/rpc_client.c (the client warren-call and the integration tests
- * use): requests to QUEUE on the default exchange with reply_to and
- * correlation_id, replies read from one exclusive reply queue (or direct
- * reply-to).  So it measures any server that follows that convention: warren
- * and the hand-written Python baseline alike.
+ * client/rpc_client.c: requests to QUEUE on the default exchange with
+ * reply_to and correlation_id, replies on a reply queue of each
+ * connection's own (or direct reply-to).  The load itself is bench/load.c;
+ * the fault tests' caller is bench/reliable.c; --wait-consumers is
+ * bench/wait_consumers.c.
  *
- * Every reply is checked: it must answer a call still in flight
- * (correlation_id), be a JSON-RPC result (not an error) with that call's id,
- * and for method echo, carry back the params.  Anything else is counted as
- * an error or a mismatch; a call unanswered at the global deadline is a
- * timeout.
- *
- * Output: one line (or one JSON object with --json) on stdout.  Exit status:
- * 0 every call answered correctly; 1 some errors or mismatches; 2 the global
- * timeout struck first; 64 bad usage; 69 broker unreachable or lost.
+ * Output: one line (or one JSON object with --json) on stdout.  Exit
+ * status: 0 every call answered correctly; 1 wrong, duplicated or error
+ * replies; 2 the -t deadline struck with calls unanswered (lost); 64 bad
+ * usage; 69 broker unreachable or lost.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,9 +38,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench/load.h"
 #include "bench/reliable.h"
 #include "client/cli.h"
-#include "client/rpc_client.h"
 #include "common/exitcodes.h"
 
 #define DEFAULT_CALLS 10000L
@@ -52,36 +49,57 @@
 #define DEFAULT_PARAMS "[\"hello\"]"
 #define DEFAULT_TIMEOUT_S 120.0
 #define DEFAULT_GRACE_S 60.0
-#define MAX_CALLS 100000000L /* keeps the per-call arrays within reason */
+#define MAX_CALLS 100000000L
 #define MAX_WINDOW 65535L
+#define MAX_CONNECTIONS 1024L
+#define MAX_PAYLOAD (64L * 1024 * 1024)
 #define MAX_TIMEOUT_S 86400.0
 
 #define EXIT_BAD_REPLIES 1
 #define EXIT_TIMED_OUT 2
 
 static const char usage_line[] =
-    "usage: warren-bench [-u URI] [-q QUEUE] [-n CALLS] [-c WINDOW] [-m METHOD]\n"
-    "                    [-p PARAMS_JSON] [-t SECONDS] [--direct] [--label TEXT] [--json]\n"
+    "usage: warren-bench [-u URI] [-q QUEUE] [-n CALLS | --duration SECONDS] [-c WINDOW]\n"
+    "                    [--connections C] [-m METHOD] [-p PARAMS_JSON | --payload BYTES]\n"
+    "                    [--format jsonrpc|raw|amqpbus] [--mix PERMILLE:METHOD:PARAMS_JSON]\n"
+    "                    [--rate CALLS_PER_S] [--warmup SECONDS] [--persistent]\n"
+    "                    [-t SECONDS] [--direct] [--label TEXT] [--json]\n"
     "       warren-bench --reliable [--reply-queue NAME] [--grace SECONDS] [--progress SECONDS]\n"
-    "                    [-u URI] [-q QUEUE] [-n CALLS] [-c WINDOW] [-m METHOD] [-p PARAMS_JSON]\n"
-    "                    [-t SECONDS] [--label TEXT]\n";
+    "                    [-u URI] [-q QUEUE] [-n CALLS] [-c WINDOW] [-m METHOD]\n"
+    "                    [-p PARAMS_JSON | --payload BYTES] [-t SECONDS] [--label TEXT]\n"
+    "       warren-bench --wait-consumers N [-u URI] -q QUEUE [-t SECONDS] [--since-ns T]\n"
+    "                    [--json]\n";
 
 static void usage(FILE *f)
 {
     fputs(usage_line, f);
     fputs("\n"
-          "Keep WINDOW JSON-RPC calls in flight against QUEUE until CALLS have been\n"
-          "answered, check every reply, and print throughput and latency.\n"
+          "Keep C x WINDOW JSON-RPC calls in flight against QUEUE until CALLS have been\n"
+          "answered (or for SECONDS), check every reply, and print throughput and latency.\n"
           "\n"
           "  -u, --uri URI          broker (default: $WARREN_URI, else " WR_CLI_DEFAULT_URI ");\n"
           "                         amqps:// for TLS, with $WARREN_CACERT, $WARREN_CERT,\n"
           "                         $WARREN_KEY, $WARREN_BROKER_PASSWORD as for warren-call\n"
           "  -q, --queue QUEUE      request queue (default: " WR_CLI_DEFAULT_QUEUE ")\n"
-          "  -n, --calls CALLS      calls to make (default: 10000)\n"
-          "  -c, --window WINDOW    calls in flight at once (default: 64)\n"
+          "  -n, --calls CALLS      calls to make in all (default: 10000)\n"
+          "      --duration SECONDS instead of -n: keep the windows full this long, then\n"
+          "                         wait for the outstanding replies\n"
+          "  -c, --window WINDOW    calls in flight at once per connection (default: 64)\n"
+          "      --connections C    connections, each with its reply queue and window\n"
+          "                         (default: 1)\n"
           "  -m, --method METHOD    method to call (default: " DEFAULT_METHOD ")\n"
           "  -p, --params JSON      params, an array or object (default: " DEFAULT_PARAMS ")\n"
-          "  -t, --timeout SECONDS  give up after this long in all (default: 120)\n"
+          "      --payload BYTES    params = [a string of BYTES characters] (overrides -p)\n"
+          "      --format FORMAT    jsonrpc (default); raw: the payload (or PARAMS_JSON) is\n"
+          "                         the body, echo answers [body]; amqpbus: the body is\n"
+          "                         {\"q\": PAYLOAD, \"qid\": ID}, echo answers [PAYLOAD]\n"
+          "      --mix P:METHOD:PARAMS  P per mille of the calls call METHOD with PARAMS\n"
+          "                         (jsonrpc); their latency is reported apart (mix_*)\n"
+          "      --rate R           offer R calls/s in all (open loop, capped by the windows)\n"
+          "      --warmup SECONDS   replies in the first SECONDS are not counted (default: 0)\n"
+          "      --persistent       requests with delivery_mode 2\n"
+          "  -t, --timeout SECONDS  give up after this long in all (default: 120, or the\n"
+          "                         duration + 60 s)\n"
           "      --direct           replies via direct reply-to, not a reply queue\n"
           "      --label TEXT       name of this run in the output (default: QUEUE)\n"
           "      --json             print the results as one JSON object\n"
@@ -98,9 +116,16 @@ static void usage(FILE *f)
           "                         (default: 60)\n"
           "      --progress SECONDS a progress line on stderr every SECONDS\n"
           "\n"
-          "Exit status: 0 all calls answered correctly; 1 errors or mismatches;\n"
-          "2 global timeout; 3 (--reliable) a sent call was never answered;\n"
-          "64 bad usage; 69 broker unreachable or lost.\n",
+          "Start-up time (bench/wait_consumers.c):\n"
+          "      --wait-consumers N poll QUEUE every 5 ms until it has N consumers, print\n"
+          "                         \"QUEUE consumers=N elapsed_ms=MS [since_ms=MS]\"\n"
+          "      --since-ns T       also the ms since T, CLOCK_REALTIME nanoseconds\n"
+          "                         (date +%s%N)\n"
+          "\n"
+          "Exit status: 0 all calls answered correctly; 1 wrong, duplicated or error\n"
+          "replies; 2 timeout (calls lost; --wait-consumers: too few consumers);\n"
+          "3 (--reliable) a sent call was never answered; 64 bad usage; 69 broker\n"
+          "unreachable or lost.\n",
           f);
 }
 
@@ -108,10 +133,23 @@ struct options {
     const char *uri;
     const char *queue;
     long calls;
+    int calls_set;
     long window;
+    long connections;
     const char *method;
     const char *params;
+    long payload; /* -1: none, use params */
+    int format;
+    const char *format_name;
+    long mix_permille;
+    char *mix_method; /* owned */
+    const char *mix_params;
+    double rate;
+    double duration_s;
+    double warmup_s;
+    int persistent;
     double timeout_s;
+    int timeout_set;
     int direct;
     const char *label;
     int json;
@@ -120,7 +158,41 @@ struct options {
     const char *reply_queue;
     double grace_s;
     double progress_s;
+    /* --wait-consumers (bench/wait_consumers.c) */
+    long wait_consumers;
+    int64_t since_ns;
 };
+
+/* TEXT as a number >= 0 (fractions allowed) at most MAX, else a usage
+ * error naming OPT.  (wr_cli_seconds refuses 0.) */
+static double nonneg(const char *opt, const char *text, double max)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !(v >= 0 && v <= max))
+        wr_cli_usage_error("%s: expected a number from 0 to %g, got \"%s\"", opt, max, text);
+    return v;
+}
+
+static void parse_mix(struct options *o, const char *spec)
+{
+    const char *c1 = strchr(spec, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    char num[16];
+
+    if (c1 == NULL || c2 == NULL || c1 == spec || c2 == c1 + 1 || (size_t)(c1 - spec) >= sizeof num)
+        wr_cli_usage_error("--mix: expected PERMILLE:METHOD:PARAMS_JSON, got \"%s\"", spec);
+    memcpy(num, spec, (size_t)(c1 - spec));
+    num[c1 - spec] = '\0';
+    o->mix_permille = wr_cli_count("--mix", num, 1000);
+    free(o->mix_method);
+    o->mix_method = strndup(c1 + 1, (size_t)(c2 - c1 - 1));
+    if (o->mix_method == NULL)
+        wr_cli_usage_error("out of memory");
+    o->mix_params = c2 + 1;
+}
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
@@ -139,8 +211,19 @@ static void parse_args(int argc, char **argv, struct options *o)
                                              {"reply-queue", required_argument, NULL, 'Q'},
                                              {"grace", required_argument, NULL, 'G'},
                                              {"progress", required_argument, NULL, 'P'},
+                                             {"connections", required_argument, NULL, 'C'},
+                                             {"duration", required_argument, NULL, 'D'},
+                                             {"warmup", required_argument, NULL, 'W'},
+                                             {"payload", required_argument, NULL, 'B'},
+                                             {"persistent", no_argument, NULL, 'S'},
+                                             {"format", required_argument, NULL, 'F'},
+                                             {"mix", required_argument, NULL, 'X'},
+                                             {"rate", required_argument, NULL, 'r'},
+                                             {"wait-consumers", required_argument, NULL, 'w'},
+                                             {"since-ns", required_argument, NULL, 'N'},
                                              {NULL, 0, NULL, 0}};
     int ch;
+    char *end;
 
     memset(o, 0, sizeof *o);
     wr_cli_init("warren-bench", usage_line);
@@ -148,10 +231,15 @@ static void parse_args(int argc, char **argv, struct options *o)
     o->queue = WR_CLI_DEFAULT_QUEUE;
     o->calls = DEFAULT_CALLS;
     o->window = DEFAULT_WINDOW;
+    o->connections = 1;
     o->method = DEFAULT_METHOD;
     o->params = DEFAULT_PARAMS;
+    o->payload = -1;
+    o->format = WR_BENCH_JSONRPC;
+    o->format_name = "jsonrpc";
     o->timeout_s = DEFAULT_TIMEOUT_S;
     o->grace_s = DEFAULT_GRACE_S;
+    o->since_ns = -1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":u:q:n:c:m:p:t:h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -163,6 +251,7 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case 'n':
             o->calls = wr_cli_count("-n", optarg, MAX_CALLS);
+            o->calls_set = 1;
             break;
         case 'c':
             o->window = wr_cli_count("-c", optarg, MAX_WINDOW);
@@ -175,6 +264,7 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case 't':
             o->timeout_s = wr_cli_seconds("-t", optarg, MAX_TIMEOUT_S);
+            o->timeout_set = 1;
             break;
         case 'd':
             o->direct = 1;
@@ -197,6 +287,52 @@ static void parse_args(int argc, char **argv, struct options *o)
         case 'P':
             o->progress_s = wr_cli_seconds("--progress", optarg, MAX_TIMEOUT_S);
             break;
+        case 'C':
+            o->connections = wr_cli_count("--connections", optarg, MAX_CONNECTIONS);
+            break;
+        case 'D':
+            o->duration_s = wr_cli_seconds("--duration", optarg, MAX_TIMEOUT_S);
+            break;
+        case 'W':
+            o->warmup_s = nonneg("--warmup", optarg, MAX_TIMEOUT_S);
+            break;
+        case 'B':
+            o->payload = (long)nonneg("--payload", optarg, (double)MAX_PAYLOAD);
+            if (strspn(optarg, "0123456789") != strlen(optarg))
+                wr_cli_usage_error("--payload: expected a whole number of bytes, got \"%s\"",
+                                   optarg);
+            break;
+        case 'S':
+            o->persistent = 1;
+            break;
+        case 'F':
+            if (strcmp(optarg, "jsonrpc") == 0)
+                o->format = WR_BENCH_JSONRPC;
+            else if (strcmp(optarg, "raw") == 0)
+                o->format = WR_BENCH_RAW;
+            else if (strcmp(optarg, "amqpbus") == 0)
+                o->format = WR_BENCH_AMQPBUS;
+            else
+                wr_cli_usage_error("--format: expected jsonrpc, raw or amqpbus, got \"%s\"",
+                                   optarg);
+            o->format_name = optarg;
+            break;
+        case 'X':
+            parse_mix(o, optarg);
+            break;
+        case 'r':
+            o->rate = wr_cli_seconds("--rate", optarg, 1e9);
+            break;
+        case 'w':
+            o->wait_consumers = wr_cli_count("--wait-consumers", optarg, 1000000);
+            break;
+        case 'N':
+            errno = 0;
+            o->since_ns = strtoll(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || o->since_ns < 0)
+                wr_cli_usage_error("--since-ns: expected CLOCK_REALTIME nanoseconds, got \"%s\"",
+                                   optarg);
+            break;
         case 'h':
             usage(stdout);
             exit(WR_EXIT_OK);
@@ -210,10 +346,27 @@ static void parse_args(int argc, char **argv, struct options *o)
         wr_cli_usage_error("-m: METHOD is empty");
     if (o->label == NULL)
         o->label = o->queue;
-    if (o->reliable && (o->direct || o->json))
-        wr_cli_usage_error("--reliable: --direct and --json are not available");
+    if (o->since_ns >= 0 && o->wait_consumers == 0)
+        wr_cli_usage_error("--since-ns needs --wait-consumers");
+    if (o->wait_consumers > 0 && o->reliable)
+        wr_cli_usage_error("--wait-consumers and --reliable are separate modes");
+    if (o->reliable &&
+        (o->direct || o->json || o->connections != 1 || o->duration_s > 0 || o->warmup_s > 0 ||
+         o->persistent || o->format != WR_BENCH_JSONRPC || o->mix_permille > 0 || o->rate > 0))
+        wr_cli_usage_error("--reliable: only -u -q -n -c -m -p --payload -t --label and its own "
+                           "options apply");
     if (!o->reliable && (o->reply_queue != NULL || o->progress_s > 0))
         wr_cli_usage_error("--reply-queue and --progress need --reliable");
+    if (o->duration_s > 0 && o->calls_set)
+        wr_cli_usage_error("-n and --duration: give one of them");
+    if (o->duration_s > 0 && o->warmup_s >= o->duration_s)
+        wr_cli_usage_error("--warmup must be shorter than --duration");
+    if (o->mix_permille > 0 && o->format != WR_BENCH_JSONRPC)
+        wr_cli_usage_error("--mix needs --format jsonrpc (raw and amqpbus routes have one method)");
+    if (o->duration_s > 0 && !o->timeout_set && o->timeout_s < o->duration_s + 60)
+        o->timeout_s = o->duration_s + 60;
+    if (o->duration_s > 0 && o->timeout_s <= o->duration_s)
+        wr_cli_usage_error("-t must be longer than --duration");
 }
 
 static int64_t now_ns(void)
@@ -224,217 +377,166 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Where each call stands. */
-enum call_state { CALL_UNSENT = 0, CALL_IN_FLIGHT, CALL_ANSWERED };
-
-/*
- * The run: what was asked, and per call its state and timings.  Calls are
- * numbered 0..calls-1; the number is both the JSON-RPC id and the
- * correlation_id, so a reply leads straight to its slot.
- */
-struct run {
-    const struct options *o;
-    json_t *params; /* the parsed PARAMS_JSON, to check echo results */
-    char *prefix;   /* the request up to the id: {"jsonrpc":...,"id": */
-    size_t prefix_len;
-    unsigned char *state; /* enum call_state per call */
-    int64_t *sent_ns;     /* publish time per call */
-    int64_t *lat_ns;      /* latency of each answered call, in answer order */
-    long sent, answered, in_flight;
-    long errors, mismatches;
-    int64_t start_ns, end_ns;
-};
-
-/*
- * Encode the fixed part of every request once: the method and params go
- * through jansson (so PARAMS_JSON is validated and the method escaped), and
- * each call only appends its id.  Keeps the generator's own CPU use small,
- * which matters when it shares two cores with the broker and the server.
- */
-static void build_prefix(struct run *r)
+static void *xmalloc(size_t n)
 {
-    json_error_t jerr;
-    json_t *req;
-    char *text;
-    size_t len;
+    void *p = malloc(n ? n : 1);
 
-    r->params = json_loads(r->o->params, JSON_DECODE_ANY, &jerr);
-    if (r->params == NULL)
-        wr_cli_usage_error("-p: not valid JSON: %s (column %d)", jerr.text, jerr.column);
-    if (!json_is_array(r->params) && !json_is_object(r->params))
-        wr_cli_usage_error("-p: PARAMS_JSON must be a JSON array or object");
-    req =
-        json_pack("{s:s, s:s, s:O}", "jsonrpc", "2.0", "method", r->o->method, "params", r->params);
-    text = req ? json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(req);
-    if (text == NULL)
-        wr_cli_usage_error("-m: cannot encode the request (is METHOD valid UTF-8?)");
-    /* Swap the closing brace for the id key: {"jsonrpc":...,"params":P,"id": */
-    len = strlen(text);
-    r->prefix = malloc(len + sizeof ",\"id\":");
-    if (r->prefix == NULL) {
+    if (p == NULL) {
         fprintf(stderr, "warren-bench: out of memory\n");
         exit(WR_EXIT_SOFTWARE);
     }
-    memcpy(r->prefix, text, len - 1);
-    memcpy(r->prefix + len - 1, ",\"id\":", sizeof ",\"id\":");
-    r->prefix_len = strlen(r->prefix);
-    free(text);
+    return p;
 }
 
-/* Publish call number R->sent.  0, or -1 with ERR (the client is lost). */
-static int publish_next(struct run *r, wr_client *c, char *err, size_t errlen)
+/* TEXT compact (new, caller frees); exits on failure. */
+static char *dump(const json_t *v, const char *opt)
 {
-    char body[64 + 1024], *big = NULL, *b = body, corr[24];
-    long id = r->sent;
+    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+    if (t == NULL)
+        wr_cli_usage_error("%s: cannot encode the request (is METHOD valid UTF-8?)", opt);
+    return t;
+}
+
+/* PARAMS_JSON parsed (new reference); a usage error naming OPT if it is
+ * no JSON array or object. */
+static json_t *parse_params(const char *text, const char *opt)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+
+    if (v == NULL)
+        wr_cli_usage_error("%s: not valid JSON: %s (column %d)", opt, jerr.text, jerr.column);
+    if (!json_is_array(v) && !json_is_object(v))
+        wr_cli_usage_error("%s: PARAMS_JSON must be a JSON array or object", opt);
+    return v;
+}
+
+/* What the requests are made of; the strings and values are owned here. */
+struct requests {
+    json_t *payload; /* the string of --payload, or NULL */
+    json_t *params;  /* main params (jsonrpc), or the q / body value */
+    json_t *expect, *mix_params, *mix_expect;
+    char *pre, *post, *mix_pre;
+};
+
+/*
+ * A JSON-RPC request to METHOD with PARAMS, up to the id:
+ * {"jsonrpc":"2.0","method":M,"params":P,"id":   (new, caller frees).
+ */
+static char *jsonrpc_prefix(const char *method, json_t *params, const char *opt)
+{
+    json_t *req =
+        json_pack("{s:s, s:s, s:O}", "jsonrpc", "2.0", "method", method, "params", params);
+    char *text, *pre;
     size_t len;
-    int rc;
 
-    snprintf(corr, sizeof corr, "%ld", id);
-    len = r->prefix_len + strlen(corr) + 1;
-    if (len >= sizeof body) {
-        big = malloc(len + 1);
-        if (big == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        b = big;
+    if (req == NULL)
+        wr_cli_usage_error("%s: cannot encode the request (is METHOD valid UTF-8?)", opt);
+    text = dump(req, opt);
+    json_decref(req);
+    len = strlen(text);
+    pre = xmalloc(len + sizeof ",\"id\":");
+    memcpy(pre, text, len - 1); /* all but the closing brace */
+    memcpy(pre + len - 1, ",\"id\":", sizeof ",\"id\":");
+    free(text);
+    return pre;
+}
+
+static void set_request(struct wr_bench_request *r, const char *pre, size_t pre_len,
+                        const char *post, int with_id, const json_t *expect)
+{
+    r->pre = pre;
+    r->pre_len = pre_len;
+    r->post = post;
+    r->post_len = strlen(post);
+    r->with_id = with_id;
+    r->expect = expect;
+}
+
+/* Build the main (and mix) requests for O's format into RQ and L. */
+static void build_requests(const struct options *o, struct requests *rq, struct wr_bench_load *l)
+{
+    int echo = strcmp(o->method, "echo") == 0;
+
+    memset(rq, 0, sizeof *rq);
+    if (o->payload >= 0) {
+        char *s = xmalloc((size_t)o->payload + 1);
+
+        memset(s, 'x', (size_t)o->payload);
+        s[o->payload] = '\0';
+        rq->payload = json_stringn(s, (size_t)o->payload);
+        free(s);
     }
-    memcpy(b, r->prefix, r->prefix_len);
-    snprintf(b + r->prefix_len, len + 1 - r->prefix_len, "%s}", corr);
-
-    r->sent_ns[id] = now_ns();
-    rc = wr_client_publish(c, "", r->o->queue, b, len, corr, 0, err, errlen);
-    free(big);
-    if (rc < 0)
-        return -1;
-    r->state[id] = CALL_IN_FLIGHT;
-    r->sent++;
-    r->in_flight++;
-    return 0;
-}
-
-/* The call number a correlation id names, or -1 if it names none we sent. */
-static long call_of(const struct run *r, const char *corr)
-{
-    char *end;
-    long id;
-
-    if (corr == NULL || corr[0] < '0' || corr[0] > '9')
-        return -1;
-    errno = 0;
-    id = strtol(corr, &end, 10);
-    if (*end != '\0' || errno != 0 || id < 0 || id >= r->sent)
-        return -1;
-    return id;
-}
-
-/*
- * Is BODY a JSON-RPC result for call ID?  Returns 0 if so, 1 for an error
- * reply (or not JSON-RPC at all), 2 for a result that answers another id or
- * carries the wrong value.  The first few problems are shown on stderr, so
- * a broken run says why without flooding the terminal.
- */
-static int check_reply(const struct run *r, long id, const wr_client_reply *reply)
-{
-    static int shown;
-    json_t *resp, *result, *rid;
-    int bad = 0;
-
-    resp = json_loadb(reply->body, reply->len, 0, NULL);
-    result = json_object_get(resp, "result"); /* NULL-safe on a NULL resp */
-    rid = json_object_get(resp, "id");
-    if (result == NULL || json_object_get(resp, "error") != NULL)
-        bad = 1;
-    else if (!json_is_integer(rid) || json_integer_value(rid) != id)
-        bad = 2;
-    else if (strcmp(r->o->method, "echo") == 0 && !json_equal(result, r->params))
-        bad = 2;
-    json_decref(resp);
-    if (bad && shown++ < 5)
-        fprintf(stderr, "warren-bench: call %ld: %s: %.200s\n", id,
-                bad == 1 ? "not a result" : "wrong id or value", reply->body);
-    return bad;
-}
-
-/* Account for one reply. */
-static void take_reply(struct run *r, const wr_client_reply *reply, int64_t at)
-{
-    long id = call_of(r, reply->correlation_id);
-
-    if (id < 0 || r->state[id] != CALL_IN_FLIGHT) {
-        /* Not ours, or answered twice: it frees no slot.  The call it
-         * should have answered (if any) will time out. */
-        r->mismatches++;
-        return;
-    }
-    r->state[id] = CALL_ANSWERED;
-    r->in_flight--;
-    r->lat_ns[r->answered++] = at - r->sent_ns[id];
-    switch (check_reply(r, id, reply)) {
-    case 1:
-        r->errors++;
+    switch (o->format) {
+    case WR_BENCH_JSONRPC:
+        rq->params = rq->payload ? json_pack("[O]", rq->payload) : parse_params(o->params, "-p");
+        rq->pre = jsonrpc_prefix(o->method, rq->params, "-m");
+        set_request(&l->main, rq->pre, strlen(rq->pre), "}", 1, echo ? rq->params : NULL);
         break;
-    case 2:
-        r->mismatches++;
+    case WR_BENCH_RAW: {
+        /* The body is the payload's characters, or PARAMS_JSON as text;
+         * warren's raw format makes params = [body as JSON, else as a
+         * string], and echo answers that array as JSON. */
+        json_t *v;
+
+        rq->params = rq->payload ? json_incref(rq->payload) : parse_params(o->params, "-p");
+        rq->pre = rq->payload ? strdup(json_string_value(rq->payload)) : dump(rq->params, "-p");
+        if (rq->pre == NULL)
+            wr_cli_usage_error("out of memory");
+        v = json_loads(rq->pre, JSON_DECODE_ANY, NULL);
+        if (v == NULL)
+            v = json_string(rq->pre);
+        rq->expect = json_pack("[o]", v);
+        set_request(&l->main, rq->pre, strlen(rq->pre), "", 0, echo ? rq->expect : NULL);
         break;
     }
-}
+    case WR_BENCH_AMQPBUS: {
+        /* {"q":VALUE,"qid":"ID"}: echo answers [VALUE]. */
+        char *q;
+        size_t n;
 
-/*
- * The closed loop: fill the window, then send one more per reply until all
- * calls are sent, and wait for the rest.  Returns 0 when every call was
- * answered, EXIT_TIMED_OUT at the deadline, or WR_EXIT_UNAVAILABLE when the
- * connection failed (ERR says why).
- */
-static int drive(struct run *r, wr_client *c, char *err, size_t errlen)
-{
-    int64_t deadline;
-
-    r->start_ns = now_ns();
-    deadline = r->start_ns + (int64_t)(r->o->timeout_s * 1e9);
-    while (r->answered < r->o->calls) {
-        wr_client_reply reply;
-        int64_t left;
-        int rc;
-
-        while (r->sent < r->o->calls && r->in_flight < r->o->window)
-            if (publish_next(r, c, err, errlen) < 0)
-                return WR_EXIT_UNAVAILABLE;
-        left = deadline - now_ns();
-        if (left <= 0)
-            return EXIT_TIMED_OUT;
-        rc = wr_client_recv(c, (int)((left + 999999) / 1000000), &reply, err, errlen);
-        if (rc < 0)
-            return WR_EXIT_UNAVAILABLE;
-        if (rc == 0)
-            continue; /* the deadline check above ends it */
-        take_reply(r, &reply, now_ns());
-        wr_client_reply_free(&reply);
-        r->end_ns = now_ns();
+        rq->params = rq->payload ? json_incref(rq->payload) : parse_params(o->params, "-p");
+        q = dump(rq->params, "-p");
+        n = strlen(q) + sizeof "{\"q\":,\"qid\":\"";
+        rq->pre = xmalloc(n);
+        snprintf(rq->pre, n, "{\"q\":%s,\"qid\":\"", q);
+        free(q);
+        rq->expect = json_pack("[O]", rq->params);
+        set_request(&l->main, rq->pre, strlen(rq->pre), "\"}", 1, echo ? rq->expect : NULL);
+        break;
     }
-    return 0;
+    }
+    if (o->mix_permille > 0) {
+        rq->mix_params = parse_params(o->mix_params, "--mix");
+        rq->mix_pre = jsonrpc_prefix(o->mix_method, rq->mix_params, "--mix");
+        set_request(&l->mix, rq->mix_pre, strlen(rq->mix_pre), "}", 1,
+                    strcmp(o->mix_method, "echo") == 0 ? rq->mix_params : NULL);
+    }
 }
 
-static int cmp_i64(const void *a, const void *b)
+static void free_requests(struct requests *rq)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-    return (x > y) - (x < y);
+    json_decref(rq->payload);
+    json_decref(rq->params);
+    json_decref(rq->expect);
+    json_decref(rq->mix_params);
+    free(rq->pre);
+    free(rq->post);
+    free(rq->mix_pre);
 }
 
 /*
- * Nearest-rank percentile P (an integer percent) of the N sorted
- * latencies, in ms.  Integer arithmetic for the rank: ceil(P*N/100), with
- * no libm to link.
+ * Nearest-rank percentile P (per mille) of the N sorted latencies, in ms:
+ * the latency at rank ceil(P*N/1000).
  */
-static double pct_ms(const int64_t *sorted, long n, int p)
+static double pct_ms(const int64_t *sorted, long n, long p)
 {
     long k;
 
     if (n == 0)
         return 0.0;
-    k = ((long)p * n + 99) / 100 - 1;
+    k = (p * n + 999) / 1000 - 1;
     if (k < 0)
         k = 0;
     if (k >= n)
@@ -443,9 +545,9 @@ static double pct_ms(const int64_t *sorted, long n, int p)
 }
 
 /*
- * CPU seconds (user + system) this process has used so far.  Reported
- * because the generator shares the machine with what it measures: a reader
- * can see what it took from the server.
+ * CPU seconds (user + system) this process has used, all threads.
+ * Reported because the generator shares the machine with what it
+ * measures: a reader can see what it took from the server.
  */
 static double cpu_seconds(void)
 {
@@ -457,54 +559,87 @@ static double cpu_seconds(void)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-static void report(struct run *r, int timed_out)
-{
-    const struct options *o = r->o;
-    long timeouts = r->in_flight;
-    double wall, rate, p50, p90, p99, max, cpu = cpu_seconds();
+static const long pcts[] = {500, 900, 990, 999, 1000};
+static const char *const pct_names[] = {"p50", "p90", "p99", "p999", "max"};
+static const char *const pct_text[] = {"p50", "p90", "p99", "p99.9", "max"};
+#define NPCT (sizeof pcts / sizeof pcts[0])
 
-    if (r->end_ns <= r->start_ns || timed_out)
-        r->end_ns = now_ns();
-    wall = (double)(r->end_ns - r->start_ns) / 1e9;
-    rate = wall > 0 ? (double)r->answered / wall : 0.0;
-    qsort(r->lat_ns, (size_t)r->answered, sizeof *r->lat_ns, cmp_i64);
-    p50 = pct_ms(r->lat_ns, r->answered, 50);
-    p90 = pct_ms(r->lat_ns, r->answered, 90);
-    p99 = pct_ms(r->lat_ns, r->answered, 99);
-    max = pct_ms(r->lat_ns, r->answered, 100);
+static void report(const struct options *o, const struct wr_bench_load *l)
+{
+    double rate = l->seconds > 0 ? (double)l->counted / l->seconds : 0.0;
+    double mix_rate = l->seconds > 0 ? (double)l->mix_counted / l->seconds : 0.0;
+    double cpu = cpu_seconds();
+    char key[32];
 
     if (o->json) {
-        json_t *j =
-            json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, "
-                      "s:I, s:I, s:I, s:b, s:b}",
-                      "label", o->label, "queue", o->queue, "calls", (json_int_t)o->calls,
-                      "answered", (json_int_t)r->answered, "sent", (json_int_t)r->sent, "window",
-                      (json_int_t)o->window, "wall_s", wall, "calls_per_s", rate, "p50_ms", p50,
-                      "p90_ms", p90, "p99_ms", p99, "max_ms", max, "cpu_s", cpu, "errors",
-                      (json_int_t)r->errors, "mismatches", (json_int_t)r->mismatches, "timeouts",
-                      (json_int_t)timeouts, "timed_out", timed_out, "direct", o->direct);
-        char *text =
-            j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+        json_t *j = json_object();
+        char *text;
 
+        json_object_set_new(j, "label", json_string(o->label));
+        json_object_set_new(j, "queue", json_string(o->queue));
+        json_object_set_new(j, "format", json_string(o->format_name));
+        json_object_set_new(j, "connections", json_integer(o->connections));
+        json_object_set_new(j, "window", json_integer(o->window));
+        json_object_set_new(j, "calls", json_integer(l->counted));
+        json_object_set_new(j, "seconds", json_real(l->seconds));
+        json_object_set_new(j, "calls_per_s", json_real(rate));
+        for (size_t i = 0; i < NPCT; i++) {
+            snprintf(key, sizeof key, "%s_ms", pct_names[i]);
+            json_object_set_new(j, key, json_real(pct_ms(l->lat_ns, l->counted, pcts[i])));
+        }
+        json_object_set_new(j, "wrong", json_integer(l->wrong));
+        json_object_set_new(j, "duplicated", json_integer(l->duplicated));
+        json_object_set_new(j, "lost", json_integer(l->lost));
+        json_object_set_new(j, "errors", json_integer(l->errors));
+        json_object_set_new(j, "client_cpu_s", json_real(cpu));
+        json_object_set_new(j, "sent", json_integer(l->sent));
+        json_object_set_new(j, "answered", json_integer(l->answered));
+        json_object_set_new(j, "timed_out", json_boolean(l->timed_out));
+        json_object_set_new(j, "duration_s", json_real(o->duration_s));
+        json_object_set_new(j, "warmup_s", json_real(o->warmup_s));
+        json_object_set_new(j, "rate_offered", json_real(o->rate));
+        json_object_set_new(j, "payload_bytes", json_integer(o->payload));
+        json_object_set_new(j, "persistent", json_boolean(o->persistent));
+        json_object_set_new(j, "direct", json_boolean(o->direct));
+        if (o->mix_permille > 0) {
+            json_object_set_new(j, "mix_permille", json_integer(o->mix_permille));
+            json_object_set_new(j, "mix_method", json_string(o->mix_method));
+            json_object_set_new(j, "mix_calls", json_integer(l->mix_counted));
+            json_object_set_new(j, "mix_calls_per_s", json_real(mix_rate));
+            for (size_t i = 0; i < NPCT; i++) {
+                snprintf(key, sizeof key, "mix_%s_ms", pct_names[i]);
+                json_object_set_new(j, key,
+                                    json_real(pct_ms(l->mix_lat_ns, l->mix_counted, pcts[i])));
+            }
+        }
+        text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
         printf("%s\n", text ? text : "{}");
         free(text);
         json_decref(j);
     } else {
         /* One line of KEY=VALUE words after the label: easy to read, and
          * easy for a script to pick apart. */
-        printf("%s calls=%ld wall=%.3fs rate=%.1f/s p50=%.2fms p90=%.2fms p99=%.2fms "
-               "max=%.2fms cpu=%.2fs errors=%ld mismatches=%ld timeouts=%ld",
-               o->label, r->answered, wall, rate, p50, p90, p99, max, cpu, r->errors, r->mismatches,
-               timeouts);
-        if (timed_out)
-            printf(" TIMED-OUT after %gs (sent %ld of %ld)", o->timeout_s, r->sent, o->calls);
+        printf("%s calls=%ld wall=%.3fs rate=%.1f/s", o->label, l->counted, l->seconds, rate);
+        for (size_t i = 0; i < NPCT; i++)
+            printf(" %s=%.2fms", pct_text[i], pct_ms(l->lat_ns, l->counted, pcts[i]));
+        printf(" cpu=%.2fs errors=%ld wrong=%ld duplicated=%ld lost=%ld", cpu, l->errors, l->wrong,
+               l->duplicated, l->lost);
+        if (o->mix_permille > 0) {
+            printf(" mix_calls=%ld", l->mix_counted);
+            for (size_t i = 0; i < NPCT; i++)
+                printf(" mix_%s=%.2fms", pct_text[i],
+                       pct_ms(l->mix_lat_ns, l->mix_counted, pcts[i]));
+        }
+        if (l->timed_out)
+            printf(" TIMED-OUT after %gs (sent %ld, answered %ld)", o->timeout_s, l->sent,
+                   l->answered);
         printf("\n");
     }
     fflush(stdout);
 }
 
 /* --reliable: hand the run to bench/reliable.c. */
-static int run_reliable(const struct options *o, struct run *r)
+static int run_reliable(const struct options *o, const struct requests *rq)
 {
     struct wr_bench_reliable_opts ro = {
         .uri = o->uri,
@@ -512,68 +647,67 @@ static int run_reliable(const struct options *o, struct run *r)
         .method = o->method,
         .label = o->label,
         .reply_queue = o->reply_queue,
-        .prefix = r->prefix,
-        .prefix_len = r->prefix_len,
-        .params = r->params,
+        .prefix = rq->pre,
+        .prefix_len = strlen(rq->pre),
+        .params = rq->params,
         .calls = o->calls,
         .window = o->window,
         .timeout_s = o->timeout_s,
         .grace_s = o->grace_s,
         .progress_s = o->progress_s,
     };
-    int rc = wr_bench_reliable_run(&ro);
 
-    json_decref(r->params);
-    free(r->prefix);
-    return rc;
+    return wr_bench_reliable_run(&ro);
 }
 
 int main(int argc, char **argv)
 {
+    int64_t start_ns = now_ns();
     struct options o;
-    struct run r;
-    wr_client *c = NULL;
-    char err[512];
+    struct requests rq;
+    struct wr_bench_load l;
     int rc;
 
     parse_args(argc, argv, &o);
-    memset(&r, 0, sizeof r);
-    r.o = &o;
-    build_prefix(&r);
-    if (o.reliable)
-        return run_reliable(&o, &r);
-    r.state = calloc((size_t)o.calls, sizeof *r.state);
-    r.sent_ns = calloc((size_t)o.calls, sizeof *r.sent_ns);
-    r.lat_ns = calloc((size_t)o.calls, sizeof *r.lat_ns);
-    if (r.state == NULL || r.sent_ns == NULL || r.lat_ns == NULL) {
-        fprintf(stderr, "warren-bench: out of memory for %ld calls\n", o.calls);
-        return WR_EXIT_SOFTWARE;
+    if (o.wait_consumers > 0)
+        return wr_bench_wait_consumers(o.uri, o.queue, o.wait_consumers, o.timeout_s, start_ns,
+                                       o.since_ns, o.json);
+    json_object_seed(0); /* before the threads, once */
+    memset(&l, 0, sizeof l);
+    build_requests(&o, &rq, &l);
+    if (o.reliable) {
+        rc = run_reliable(&o, &rq);
+        free_requests(&rq);
+        free(o.mix_method);
+        return rc;
     }
+    l.uri = o.uri;
+    l.queue = o.queue;
+    l.direct = o.direct;
+    l.persistent = o.persistent;
+    l.format = o.format;
+    l.connections = o.connections;
+    l.window = o.window;
+    l.calls = o.duration_s > 0 ? 0 : o.calls;
+    l.duration_s = o.duration_s;
+    l.warmup_s = o.warmup_s;
+    l.rate = o.rate;
+    l.timeout_s = o.timeout_s;
+    l.mix_permille = o.mix_permille;
 
-    if (wr_client_connect(&c, o.uri, o.direct ? WR_CLIENT_DIRECT_REPLY_TO : WR_CLIENT_REPLY_QUEUE,
-                          err, sizeof err) < 0) {
-        fprintf(stderr, "warren-bench: %s\n", err);
-        return WR_EXIT_UNAVAILABLE;
+    rc = wr_bench_load_run(&l);
+    if (rc == 0) {
+        if (l.timed_out)
+            fprintf(stderr, "warren-bench: %s: global timeout (%gs) with %ld calls unanswered\n",
+                    o.label, o.timeout_s, l.lost);
+        report(&o, &l);
+        if (l.timed_out)
+            rc = EXIT_TIMED_OUT;
+        else if (l.wrong > 0 || l.duplicated > 0 || l.lost > 0 || l.errors > 0)
+            rc = EXIT_BAD_REPLIES;
     }
-    /* A request no queue takes (server not started, queue misspelt) comes
-     * back and fails the run at once, instead of after the timeout. */
-    wr_client_set_mandatory(c, 1);
-
-    rc = drive(&r, c, err, sizeof err);
-    if (rc == WR_EXIT_UNAVAILABLE)
-        fprintf(stderr, "warren-bench: %s\n", err);
-    else if (rc == EXIT_TIMED_OUT)
-        fprintf(stderr, "warren-bench: %s: global timeout (%gs) with %ld calls unanswered\n",
-                o.label, o.timeout_s, o.calls - r.answered);
-    report(&r, rc == EXIT_TIMED_OUT);
-    if (rc == 0 && (r.errors > 0 || r.mismatches > 0))
-        rc = EXIT_BAD_REPLIES;
-
-    wr_client_close(c);
-    json_decref(r.params);
-    free(r.prefix);
-    free(r.state);
-    free(r.sent_ns);
-    free(r.lat_ns);
+    wr_bench_load_free(&l);
+    free_requests(&rq);
+    free(o.mix_method);
     return rc;
 }
