@@ -10,8 +10,8 @@ RSS and CPU ticks).  META is KEY=VALUE lines about the run and the machine,
 FAILURES the checks that failed, one a line.  `report` writes the markdown
 to OUT (keeping the text between <!-- profile --> and <!-- /profile --> of
 the file already there) and the PNG plots to PLOTDIR with gnuplot; it exits
-1 if a run's figures show a wrong, duplicated or lost call or an error
-reply that bench/run.sh did not already fail on.  `max` prints the lower
+3 if a run's figures show a wrong, duplicated or lost call or an error
+reply (warren-bench's exit status says so too: a second look).  `max` prints the lower
 of warren's and warren-bare --confirm's median calls/s in that cell (exit 1
 if either is missing): the 100 % of the latency-against-load runs.
 
@@ -20,7 +20,6 @@ medians.  Standard library only (Debian's /usr/bin/python3).
 """
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -64,8 +63,9 @@ def bench_field(run, key):
 class Figures:
     """Per-run figures, and their medians per (part, cell, server)."""
 
-    def __init__(self, runs, clk_tck):
+    def __init__(self, runs, clk_tck, meta=None):
         self.runs = runs
+        self.meta = meta or {}
         self.hz = float(clk_tck)
         self.cells = {}
         for r in runs:
@@ -278,20 +278,40 @@ def mix_section(f):
     cells = f.cell_names("mix")
     if not cells:
         return ""
-    rows = []
+    modes = []
     for c in cells:
-        _, _, pf = split_cell(c)
-        g = lambda k: f.med("mix", c, "warren", k)
-        rows.append([pf, num(g("calls_per_s")), ms(g("p50_ms")), ms(g("p99_ms")), num(g("mix_calls")),
-                     ms(g("mix_p50_ms")), ms(g("mix_p99_ms"))])
-    text = ("## Mixed workload: the prefetch trade-off\n\nwarren, 4 workers, 4x64 load: 1 % of the "
+        if c.split("/")[0] not in modes:
+            modes.append(c.split("/")[0])
+    prefetches = []
+    for c in cells:
+        if c.split("/")[-1] not in prefetches:
+            prefetches.append(c.split("/")[-1])
+    head, rows = ["prefetch"], []
+    for m in modes:
+        what = "closed loop" if m == "closed" else "open loop, %s calls/s" % m.split("-", 1)[-1]
+        head += ["%s: echo calls/s" % what, "echo p50 / p99 ms", "slow calls", "slow p50 / p99 ms"]
+    for pf in prefetches:
+        row = [pf]
+        for m in modes:
+            c = next((c for c in cells if c.split("/")[0] == m and c.split("/")[-1] == pf), None)
+            def g(k):
+                if k.startswith("mix_") and k != "mix_calls" and not f.med("mix", c, "warren", "mix_calls"):
+                    return None  # no slow call counted: no percentiles
+                return f.med("mix", c, "warren", k)
+            row += [num(g("calls_per_s")), "%s / %s" % (ms(g("p50_ms")), ms(g("p99_ms"))), num(g("mix_calls")),
+                    "%s / %s" % (ms(g("mix_p50_ms")), ms(g("mix_p99_ms")))]
+        rows.append(row)
+    text = ("## Mixed workload: the prefetch trade-off\n\nwarren, 4 workers, 4x64 load: 1 %% of the "
             "calls are `test.sleep [1]` (1 s), the rest `echo` 16 B.  The window (256 calls) "
-            "exceeds workers × prefetch, so the prefetch decides how many echo calls wait behind "
-            "a worker's slow call instead of going to a free worker (fairness), against the round "
-            "trip per message it saves (throughput).  Echo calls/s and latency are the echo calls "
-            "only; slow calls apart.\n\n")
-    return text + table(["prefetch", "echo calls/s", "echo p50 ms", "echo p99 ms", "slow calls",
-                         "slow p50 ms", "slow p99 ms"], rows) + "\n"
+            "exceeds workers × prefetch, so the prefetch decides how many echo calls a worker "
+            "holds behind its slow call instead of leaving them to a free worker (fairness), "
+            "against the round trip per message it saves (throughput, see the echo table).  "
+            "Closed loop: the windows kept full; 4 workers can do about 4 / (1 %% × 1 s) = 400 "
+            "calls/s, so nearly every call waits whatever the prefetch.  Open loop: calls offered "
+            "at a fixed rate below that, so that an echo call waits only when the prefetch parked "
+            "it behind a slow one.  Echo figures are the echo calls only; the slow calls apart "
+            "(counted calls, after the warmup; %s s runs).\n\n" % f.meta.get("mix_seconds", "?"))
+    return text + table(head, rows) + "\n"
 
 
 def rate_section(f):
@@ -317,17 +337,10 @@ def rate_section(f):
 
 
 def startup_values(runs):
-    vals = []
-    for r in runs:
-        if r.get("part") != "startup" or r.get("bench_rc") != 0:
-            continue
-        out = r.get("wait_output", "")
-        # "... since-ns: N ms" or bare numbers: the last number is the time
-        # since the given instant.
-        m = re.findall(r"[0-9]+(?:\.[0-9]+)?", out)
-        if m:
-            vals.append(float(m[-1]))
-    return vals
+    """warren-bench --wait-consumers --json: since_ms is the time from the
+    instant taken just before warren's exec."""
+    return [bench_field(r, "since_ms") for r in runs
+            if r.get("part") == "startup" and r.get("bench_rc") == 0 and bench_field(r, "since_ms") is not None]
 
 
 def startup_section(runs):
@@ -541,7 +554,7 @@ def report(runs_path, meta_path, failures_path, out, plotdir):
                 meta[k] = v
     with open(failures_path) as ff:
         failures = [l.strip() for l in ff if l.strip()]
-    f = Figures(runs, meta.get("clk_tck", "100"))
+    f = Figures(runs, meta.get("clk_tck", "100"), meta)
 
     echo_text, echo_ratios = throughput_tables(
         f, "echo", "Echo, 16 B",
@@ -602,7 +615,7 @@ def report(runs_path, meta_path, failures_path, out, plotdir):
     with open(tmp, "w") as o:
         o.write("".join(doc))
     os.replace(tmp, out)
-    return 1 if bad else 0
+    return 3 if bad else 0
 
 
 def max_rate(runs_path, part, cell):

@@ -14,6 +14,7 @@
 #   BENCH_MIX_SECONDS  seconds per run of the mixed workload (default 10; 2 with BENCH_QUICK)
 #   BENCH_ROUNDS    rounds per cell (default 3; 1 with BENCH_QUICK); figures are medians
 #   BENCH_RATE_PREFETCH  prefetch of the latency-against-load runs (default 16)
+#   BENCH_MIX_RATE  offered calls/s of the open-loop mixed workload (default 200)
 #   BENCH_PIKA=1    also the pika consumer loop (bench/baseline_consumer.py) in the echo
 #                   16 B cells, as a reference column
 #   BENCH_OUT       where the report goes (default: BENCHMARKS.md and bench/plots/, or a
@@ -52,6 +53,7 @@ else
 fi
 warmup=${BENCH_WARMUP:-0.5}
 rate_prefetch=${BENCH_RATE_PREFETCH:-16}
+mix_rate=${BENCH_MIX_RATE:-200}
 pika=${BENCH_PIKA:-0}
 only=${BENCH_ONLY:-echo big sleep mix rate startup}
 readonly READY_TIMEOUT=30 # seconds for a server to start consuming
@@ -65,7 +67,7 @@ die() {
 for v in seconds mix_seconds warmup; do
     [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number of seconds, got '${!v}'"
 done
-for v in rounds rate_prefetch; do
+for v in rounds rate_prefetch mix_rate; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 for p in $only; do
@@ -307,13 +309,18 @@ nrun=0
 # The CPU window starts when the warmup ends and ends with the load.
 run() {
     local part=$1 cell=$2 server=$3 round=$4 n=$5 prefetch=$6 queue log out bpid
-    local brc=0 src cpu0_w cpu0_m cpu0_b cpu1_w cpu1_m cpu1_b hwm_m=0 hwm_w=() p dur=$seconds
+    local brc=0 src limit cpu0_w cpu0_m cpu0_b cpu1_w cpu1_m cpu1_b hwm_m=0 hwm_w=() p dur=$seconds
     shift 6
     nrun=$((nrun + 1))
     queue="bench.$nrun.$part.$server"
     log="$work/$queue.log"
     out="$work/$queue.json"
     [ "$part" = mix ] && dur=$mix_seconds
+    # warren-bench's --duration includes its --warmup.
+    # -t: time for the outstanding calls after it; a lost call is known
+    # only when it strikes.
+    dur=$(awk -v a="$dur" -v b="$warmup" 'BEGIN { print a + b }')
+    limit=$(awk -v a="$dur" 'BEGIN { print int(a + 30) }')
     printf '=== %-7s %-28s %-12s round %s ===\n' "$part" "$cell" "$server" "$round" >&2
     if ! start_server "$server" "$n" "$prefetch" "$queue" "$log"; then
         [ -n "${srv_pid:-}" ] && kill -KILL "$srv_pid" 2>/dev/null
@@ -324,7 +331,7 @@ run() {
             "$part" "$cell" "$server" "$round" "$n" "$prefetch" >>"$work/runs.jsonl"
         return 0
     fi
-    "$bench" -u "$uri" -q "$queue" --duration "$dur" --warmup "$warmup" -t 120 --json \
+    "$bench" -u "$uri" -q "$queue" --duration "$dur" --warmup "$warmup" -t "$limit" --json \
         --label "$part/$cell/$server/$round" "$@" >"$out" 2>"$work/$queue.bench.err" &
     bpid=$!
     started+=("$bpid")
@@ -432,10 +439,16 @@ fi
 
 # Mixed: 1% of calls sleep 1 s, the rest echo; 4 workers; the window
 # (4x64) exceeds workers x prefetch, so that prefetch decides where the
-# calls wait.
+# calls wait.  Closed loop (the windows kept full: throughput; 4 workers
+# then spend nearly all their time in the slow calls, capacity about
+# 4 / (1% x 1 s) = 400 calls/s) and open loop at BENCH_MIX_RATE (default
+# 200 calls/s, half that: two workers asleep on average, so an echo call
+# need not wait unless the prefetch parked it behind a slow one).
 if wants mix; then
     for pf in $mix_prefetches; do
-        cell mix "4x64/4/$pf" warren 4 "$pf" --connections 4 -c 64 --payload 16 --mix '10:test.sleep:[1]'
+        cell mix "closed/4x64/4/$pf" warren 4 "$pf" --connections 4 -c 64 --payload 16 --mix '10:test.sleep:[1]'
+        cell mix "open-$mix_rate/4x64/4/$pf" warren 4 "$pf" --connections 4 -c 64 --payload 16 \
+            --mix '10:test.sleep:[1]' --rate "$mix_rate"
     done
 fi
 
@@ -464,18 +477,18 @@ if wants startup; then
         queue="bench.$nrun.startup"
         printf '=== startup %s workers round %s ===\n' "$startup_workers" "$r" >&2
         write_conf "$work/$queue.conf" "$startup_workers" 1 "$queue"
-        brc=0
+        brc=0 waited=''
         t0=$(date +%s%N)
         "$build/bin/warren" -c "$work/$queue.conf" 2>"$work/$queue.log" &
         srv_pid=$!
         started=("$srv_pid")
-        ms=$("$bench" -u "$uri" --wait-consumers "$startup_workers" -q "$queue" --since-ns "$t0" -t 30) || brc=$?
+        waited=$("$bench" -u "$uri" --wait-consumers "$startup_workers" -q "$queue" --since-ns "$t0" -t 30 --json) || brc=$?
         stop_server
         src=$stop_rc
         [ "$brc" = 0 ] || fail "startup round $r: warren-bench --wait-consumers exited with status $brc"
         [ "$src" = 0 ] || fail "startup round $r: warren exited with status $src after SIGTERM"
-        printf '{"part":"startup","cell":"%s","server":"warren","round":%s,"workers":%s,"bench_rc":%s,"stop_rc":%s,"wait_output":"%s"}\n' \
-            "$startup_workers" "$r" "$startup_workers" "$brc" "$src" "$(echo "$ms" | tr -d '"\\\n')" >>"$work/runs.jsonl"
+        printf '{"part":"startup","cell":"%s","server":"warren","round":%s,"workers":%s,"bench_rc":%s,"stop_rc":%s,"bench":%s}\n' \
+            "$startup_workers" "$r" "$startup_workers" "$brc" "$src" "${waited:-null}" >>"$work/runs.jsonl"
         delete_queue "$queue" "$queue.dead"
     done
 fi
@@ -517,7 +530,11 @@ printf '%s\n' "${failures[@]}" >"$work/failures"
 rrc=0
 "$PY" bench/report.py report "$work/runs.jsonl" "$work/meta" "$work/failures" "$out" "$plots" || rrc=$?
 echo "bench/run.sh: report in $out, plots in $plots, raw runs in $plots/runs.jsonl (${elapsed}s)" >&2
-[ "$rrc" = 0 ] || fail "bench/report.py exited with status $rrc"
+case $rrc in
+0) ;;
+3) fail "the figures show wrong, duplicated or lost calls or error replies (see Correctness in $out)" ;;
+*) fail "bench/report.py exited with status $rrc" ;;
+esac
 
 if [ "${#failures[@]}" -gt 0 ]; then
     echo "bench/run.sh: ${#failures[@]} check(s) failed:" >&2
