@@ -14,7 +14,7 @@
 #   BENCH_MIX_SECONDS  seconds per run of the mixed workload (default 10; 2 with BENCH_QUICK)
 #   BENCH_ROUNDS    rounds per cell (default 3; 1 with BENCH_QUICK); figures are medians
 #   BENCH_RATE_PREFETCH  prefetch of the latency-against-load runs (default 16)
-#   BENCH_MIX_RATE  offered calls/s of the open-loop mixed workload (default 200)
+#   BENCH_MIX_RATE  offered calls/s of the open-loop mixed workload (default 50)
 #   BENCH_PIKA=1    also the pika consumer loop (bench/baseline_consumer.py) in the echo
 #                   16 B cells, as a reference column
 #   BENCH_OUT       where the report goes (default: BENCHMARKS.md and bench/plots/, or a
@@ -53,7 +53,7 @@ else
 fi
 warmup=${BENCH_WARMUP:-0.5}
 rate_prefetch=${BENCH_RATE_PREFETCH:-16}
-mix_rate=${BENCH_MIX_RATE:-200}
+mix_rate=${BENCH_MIX_RATE:-50}
 pika=${BENCH_PIKA:-0}
 only=${BENCH_ONLY:-echo big sleep mix rate startup}
 readonly READY_TIMEOUT=30 # seconds for a server to start consuming
@@ -442,8 +442,8 @@ fi
 # calls wait.  Closed loop (the windows kept full: throughput; 4 workers
 # then spend nearly all their time in the slow calls, capacity about
 # 4 / (1% x 1 s) = 400 calls/s) and open loop at BENCH_MIX_RATE (default
-# 200 calls/s, half that: two workers asleep on average, so an echo call
-# need not wait unless the prefetch parked it behind a slow one).
+# 50 calls/s: half a worker asleep on average, all four rarely, so an echo
+# call seldom waits unless the prefetch parked it behind a slow one).
 if wants mix; then
     for pf in $mix_prefetches; do
         cell mix "closed/4x64/4/$pf" warren 4 "$pf" --connections 4 -c 64 --payload 16 --mix '10:test.sleep:[1]'
