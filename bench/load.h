@@ -21,6 +21,11 @@ struct wr_bench_request {
     int with_id;
     /* What a correct reply's result equals (borrowed); NULL: any result. */
     const json_t *expect;
+    /* EXPECT as compact JSON text (borrowed), or NULL: for a large EXPECT,
+     * a reply that carries exactly this text is checked without parsing
+     * it whole (see bench/load.c). */
+    const char *expect_text;
+    size_t expect_text_len;
 };
 
 enum wr_bench_format { WR_BENCH_JSONRPC = 0, WR_BENCH_RAW, WR_BENCH_AMQPBUS };
