@@ -4,6 +4,10 @@
     report.py report RUNS META FAILURES OUT PLOTDIR
     report.py max RUNS PART CELL
 
+To write the report again from a finished run (after a change here):
+
+    report.py report bench/plots/runs.jsonl bench/plots/runs.meta /dev/null BENCHMARKS.md bench/plots
+
 RUNS holds one JSON object a line, one per run (see bench/run.sh: part,
 cell, server, round, the load generator's --json object as "bench", peak
 RSS and CPU ticks).  META is KEY=VALUE lines about the run and the machine,

@@ -529,6 +529,7 @@ printf '%s\n' "${failures[@]}" >"$work/failures"
     echo "clk_tck=$(getconf CLK_TCK)"
     echo "plots=$plots"
 } >"$work/meta"
+cp "$work/meta" "$plots/runs.meta" # with runs.jsonl: report.py can write the report again
 rrc=0
 "$PY" bench/report.py report "$work/runs.jsonl" "$work/meta" "$work/failures" "$out" "$plots" || rrc=$?
 echo "bench/run.sh: report in $out, plots in $plots, raw runs in $plots/runs.jsonl (${elapsed}s)" >&2
