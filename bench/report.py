@@ -305,8 +305,9 @@ def mix_section(f):
             row += [num(g("calls_per_s")), "%s / %s" % (ms(g("p50_ms")), ms(g("p99_ms"))), num(g("mix_calls")),
                     "%s / %s" % (ms(g("mix_p50_ms")), ms(g("mix_p99_ms")))]
         rows.append(row)
-    text = ("## Mixed workload: the prefetch trade-off\n\nwarren, 4 workers, 4x64 load: 1 %% of the "
-            "calls are `test.sleep [1]` (1 s), the rest `echo` 16 B.  The window (256 calls) "
+    text = ("## Mixed workload: the prefetch trade-off\n\nwarren, 4 workers, a window of 256 calls "
+            "(4x64 closed loop, 1x256 open loop): 1 %% of the "
+            "calls are `test.sleep [1]` (1 s), the rest `echo` 16 B.  The window "
             "exceeds workers × prefetch, so the prefetch decides how many echo calls a worker "
             "holds behind its slow call instead of leaving them to a free worker (fairness), "
             "against the round trip per message it saves (throughput, see the echo table).  "
