@@ -216,7 +216,7 @@ EOF
 # processes).
 start_server() {
     local server=$1 n=$2 prefetch=$3 queue=$4 log=$5 i
-    srv_main='' srv_procs=()
+    srv_pid='' srv_main='' srv_procs=()
     case $server in
     warren)
         write_conf "$work/$queue.conf" "$n" "$prefetch" "$queue"
@@ -324,8 +324,11 @@ run() {
     limit=$(awk -v a="$dur" 'BEGIN { print int(a + 30) }')
     printf '=== %-7s %-28s %-12s round %s ===\n' "$part" "$cell" "$server" "$round" >&2
     if ! start_server "$server" "$n" "$prefetch" "$queue" "$log"; then
-        [ -n "${srv_pid:-}" ] && kill -KILL "$srv_pid" 2>/dev/null
-        wait "$srv_pid" 2>/dev/null || true
+        if [ -n "$srv_pid" ]; then
+            # shellcheck disable=SC2046
+            kill -KILL $(children "$srv_pid") "$srv_pid" 2>/dev/null || true
+            wait "$srv_pid" 2>/dev/null || true
+        fi
         started=()
         fail "$part $cell $server round $round: the server did not start"
         printf '{"part":"%s","cell":"%s","server":"%s","round":%s,"workers":%s,"prefetch":%s,"started":false}\n' \
