@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """The baseline warren is measured against: a hand-written RPC consumer.
 
-    /usr/bin/python3 bench/baseline_consumer.py URI QUEUE
+    /usr/bin/python3 bench/baseline_consumer.py URI QUEUE [PREFETCH [QUEUE_TYPE]]
 
 This is the loop warren's users write themselves and would replace: the
 RabbitMQ tutorial's RPC server (pika, blocking connection), answering
 JSON-RPC 2.0 calls to one method, `echo`.  To be a fair comparison it keeps
-warren's queue semantics: the same durable queue, prefetch 1, manual acks,
-and the ack only after the reply is published.  It is deliberately no
+warren's queue semantics: the same durable queue (quorum by default, as
+warren's), the same prefetch (default 1), manual acks, and the ack only
+after the reply is published.  It is deliberately no
 faster and no slower than what the tutorial teaches; run several copies for
 several consumers, as people do.
 
@@ -61,16 +62,18 @@ def on_request(ch, method, props, body):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.stderr.write("usage: baseline_consumer.py URI QUEUE\n")
+    if not 3 <= len(sys.argv) <= 5 or (len(sys.argv) >= 4 and not sys.argv[3].isdigit()):
+        sys.stderr.write("usage: baseline_consumer.py URI QUEUE [PREFETCH [QUEUE_TYPE]]\n")
         return 64
     uri, queue = sys.argv[1], sys.argv[2]
+    prefetch = int(sys.argv[3]) if len(sys.argv) >= 4 else 1
+    queue_type = sys.argv[4] if len(sys.argv) >= 5 else "quorum"
     signal.signal(signal.SIGTERM, on_sigterm)
 
     conn = pika.BlockingConnection(pika.URLParameters(uri))
     ch = conn.channel()
-    ch.queue_declare(queue=queue, durable=True)
-    ch.basic_qos(prefetch_count=1)
+    ch.queue_declare(queue=queue, durable=True, arguments={"x-queue-type": queue_type})
+    ch.basic_qos(prefetch_count=prefetch)
     ch.basic_consume(queue=queue, on_message_callback=on_request, auto_ack=False)
     print("ready", flush=True)
     try:

@@ -1,70 +1,114 @@
 #!/usr/bin/env bash
 #
-# warren against the hand-written Python consumer it replaces, side by side
-# in one run on one private broker.
+# warren against the best it could be: the bare rabbitmq-c loop
+# (warren-bare), side by side, in turns, on one private broker; writes
+# BENCHMARKS.md and the plots in bench/plots/.
 #
-#   bench/run.sh
+#   bench/run.sh                 the full benchmark (about 30 minutes on 2 cores)
+#   BENCH_QUICK=1 bench/run.sh   the smoke: a few cells, 1 round, 1 s each (about a minute);
+#                                writes its report to a temp file, not BENCHMARKS.md
 #
-# Environment: BENCH_CALLS (calls per scenario, default 20000),
-# BENCH_WINDOW (calls in flight, default 64), BENCH_QUICK=1 (2000 calls: a
-# smoke run), BENCH_TIMEOUT (seconds per scenario, default 60).
+# Environment:
+#   BENCH_SECONDS   seconds per measured run (default 3; 1 with BENCH_QUICK), after a
+#                   BENCH_WARMUP (default 0.5) not counted
+#   BENCH_MIX_SECONDS  seconds per run of the mixed workload (default 10; 2 with BENCH_QUICK)
+#   BENCH_ROUNDS    rounds per cell (default 3; 1 with BENCH_QUICK); figures are medians
+#   BENCH_RATE_PREFETCH  prefetch of the latency-against-load runs (default 16)
+#   BENCH_MIX_RATE  offered calls/s of the open-loop mixed workload (default 50)
+#   BENCH_PIKA=1    also the pika consumer loop (bench/baseline_consumer.py) in the echo
+#                   16 B cells, as a reference column
+#   BENCH_OUT       where the report goes (default: BENCHMARKS.md and bench/plots/, or a
+#                   temp file and dir with BENCH_QUICK)
+#   BENCH_BUILD     an existing build tree to use as it is (no configure, no build);
+#                   default: build and use build-bench/ (Release)
+#   BENCH_ONLY      space-separated parts to run (echo big sleep mix rate startup);
+#                   default all
 #
-# Scenarios, each on a fresh queue, all with method echo:
-#   python x1        bench/baseline_consumer.py, 1 process      (prefetch 1)
-#   warren x1        warren, 1 worker                            (prefetch 1)
-#   python x4        bench/baseline_consumer.py, 4 processes    (prefetch 1)
-#   warren x4        warren, 4 workers                           (prefetch 1)
-#   warren x4 pf4    warren, 4 workers, prefetch 4: what the prefetch=1
-#                    default costs
-# Baseline and warren alternate so slow drift on a shared machine hits both.
+# Why in turns: on a shared 2-core machine the figures drift over minutes;
+# only figures taken within seconds of each other compare.  So each cell
+# runs warren, warren-bare --confirm and warren-bare one after another, then
+# again, BENCH_ROUNDS times, each run on a fresh queue, and the report takes
+# medians.  Every run is checked: a wrong, duplicated or lost call, an error
+# reply, or a server that does not exit 0 on SIGTERM fails the script
+# (after the report is written with what it has).
 #
-# Why one script: the figures only mean something relative to each other,
-# measured on the same machine, broker and load generator within minutes;
-# so it builds (build-bench/, Release), starts its own broker on loopback,
-# runs everything, and stops what it started, also on failure or Ctrl-C.
-# It prints a table; it writes no results file.
+# What each run leaves: one JSON line in $work/runs.jsonl (the load
+# generator's --json object, the servers' peak RSS, CPU ticks of the
+# servers' processes and of the broker over the counted part of the load);
+# bench/report.py turns those into the markdown and the plots.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-calls=${BENCH_CALLS:-20000}
-[ "${BENCH_QUICK:-0}" = 1 ] && calls=${BENCH_CALLS:-2000}
-window=${BENCH_WINDOW:-64}
-timeout=${BENCH_TIMEOUT:-60}
+quick=${BENCH_QUICK:-0}
+if [ "$quick" = 1 ]; then
+    seconds=${BENCH_SECONDS:-1}
+    mix_seconds=${BENCH_MIX_SECONDS:-2}
+    rounds=${BENCH_ROUNDS:-1}
+else
+    seconds=${BENCH_SECONDS:-3}
+    mix_seconds=${BENCH_MIX_SECONDS:-10}
+    rounds=${BENCH_ROUNDS:-3}
+fi
+warmup=${BENCH_WARMUP:-0.5}
+rate_prefetch=${BENCH_RATE_PREFETCH:-16}
+mix_rate=${BENCH_MIX_RATE:-50}
+pika=${BENCH_PIKA:-0}
+only=${BENCH_ONLY:-echo big sleep mix rate startup}
 readonly READY_TIMEOUT=30 # seconds for a server to start consuming
 readonly STOP_TIMEOUT=30  # seconds for a server to exit after SIGTERM
-readonly PY=/usr/bin/python3 # Debian's, which python3-pika is for
-build=$root/build-bench
+readonly PY=/usr/bin/python3 # Debian's: stdlib for the report, python3-pika for BENCH_PIKA
 
-for v in calls window timeout; do
-    case ${!v} in
-    '' | *[!0-9]* | 0) echo "bench/run.sh: $v must be a positive integer, got '${!v}'" >&2; exit 64 ;;
-    esac
+die() {
+    echo "bench/run.sh: $*" >&2
+    exit 64
+}
+for v in seconds mix_seconds warmup; do
+    [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number of seconds, got '${!v}'"
 done
+for v in rounds rate_prefetch mix_rate; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
+done
+for p in $only; do
+    case $p in echo | big | sleep | mix | rate | startup) ;; *) die "BENCH_ONLY: unknown part '$p'" ;; esac
+done
+wants() { [[ " $only " == *" $1 "* ]]; }
 
 # --- Dependencies and build ---------------------------------------------------
 
 scripts/deps.sh
-if ! "$PY" -c 'import pika' 2>/dev/null; then
-    echo "bench/run.sh: installing python3-pika for the baseline" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pika
+if [ "$pika" = 1 ] && ! "$PY" -c 'import pika' 2>/dev/null; then
+    echo "bench/run.sh: installing python3-pika for the pika column" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pika >&2
 fi
-echo "=== build ($build, Release) ===" >&2
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target warren warren-bench plugin_echo >/dev/null
+if [ -n "${BENCH_BUILD:-}" ]; then
+    build=$(cd "$BENCH_BUILD" && pwd)
+else
+    build=$root/build-bench
+    echo "=== build ($build, Release) ===" >&2
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$build" -j2 --target warren warren-bench warren-bare plugin_echo plugin_test >/dev/null
+fi
+for b in warren warren-bench warren-bare; do
+    [ -x "$build/bin/$b" ] || die "$build/bin/$b is missing"
+done
+plugin_dir=$build/lib/warren/plugins
+bench=$build/bin/warren-bench
 
 # --- Cleanup: whatever we started goes, however we leave ----------------------
 
 work=$(mktemp -d /tmp/warren-bench-XXXXXX)
-chmod 755 "$work" # the broker runs as the rabbitmq user and must reach its dir
-started=()        # pids of the servers of the scenario under way
-failed=0
+chmod 755 "$work" # the broker's dir must be reachable whoever runs the node
+started=()        # pids of the servers of the run under way
+failures=()       # one line per failed check
 
 cleanup() {
     local pid
+    # Background jobs of a script ignore SIGINT: on Ctrl-C they go here.
     for pid in "${started[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true # warren's workers follow their supervisor
+        # shellcheck disable=SC2046
+        kill -KILL $(children "$pid") "$pid" 2>/dev/null || true
     done
     tests/broker.sh stop "$work/broker" >/dev/null 2>&1 || true
     rm -rf "$work"
@@ -73,181 +117,282 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# --- Helpers ------------------------------------------------------------------
-
-# wait_ready FILE PATTERN COUNT PID...: wait until FILE holds COUNT lines
-# matching PATTERN, while all PIDs live.  Fails (with FILE shown) otherwise.
-wait_ready() {
-    local file=$1 pattern=$2 count=$3 pid seen
-    shift 3
-    local deadline=$((SECONDS + READY_TIMEOUT))
-    while :; do
-        seen=$(grep -c -- "$pattern" "$file" 2>/dev/null || true)
-        [ "${seen:-0}" -ge "$count" ] && return 0
-        for pid in "$@"; do
-            if ! kill -0 "$pid" 2>/dev/null; then
-                echo "bench/run.sh: server $pid died before it was ready:" >&2
-                tail -n 20 "$file" >&2 || true
-                return 1
-            fi
-        done
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "bench/run.sh: not ready within ${READY_TIMEOUT}s:" >&2
-            tail -n 20 "$file" >&2 || true
-            return 1
-        fi
-        sleep 0.1
-    done
+fail() {
+    echo "bench/run.sh: FAILED: $*" >&2
+    failures+=("$*")
 }
 
-# peak_rss_kib PID...: the sum of the PIDs' peak resident set sizes (VmHWM)
-# in KiB.  Read at the end of the load, before the stop: the peak each
-# process reached, without a sampler competing for the two cores.
-peak_rss_kib() {
-    local pid key val total=0
-    for pid in "$@"; do
-        [ -r "/proc/$pid/status" ] || continue
+# --- /proc readers ------------------------------------------------------------
+
+# hwm_kib PID: the peak resident set (VmHWM) of PID in KiB, 0 if gone.
+# Read just before the stop: the peak the process reached, without a
+# sampler competing for the two cores.
+hwm_kib() {
+    local key val
+    if [ -r "/proc/$1/status" ]; then
         while read -r key val _; do
-            [ "$key" = VmHWM: ] && total=$((total + val))
-        done <"/proc/$pid/status"
-    done
-    echo "$total"
+            [ "$key" = VmHWM: ] && { echo "$val"; return; }
+        done <"/proc/$1/status"
+    fi
+    echo 0
 }
 
-# stop_all PID...: SIGTERM each, wait for all; fails unless each exits 0.
-stop_all() {
-    local pid rc ok=0 deadline=$((SECONDS + STOP_TIMEOUT))
-    kill -TERM "$@" 2>/dev/null || true
-    for pid in "$@"; do
-        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            echo "bench/run.sh: $pid still running ${STOP_TIMEOUT}s after SIGTERM; killing it" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        rc=0
-        wait "$pid" || rc=$?
-        if [ "$rc" != 0 ]; then
-            echo "bench/run.sh: server $pid exited with status $rc after SIGTERM" >&2
-            ok=1
-        fi
-    done
-    started=()
-    return "$ok"
-}
-
-# abandon NAME: a scenario that could not start: its servers go now, and
-# its row says FAILED.
-abandon() {
-    local pid
-    for pid in "${started[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    started=()
-    record "$1" FAILED
-    return 1
-}
-
-# cpu_ticks PID...: user + system CPU the PIDs have used so far, in clock
-# ticks (fields 14 and 15 of /proc/PID/stat, counted after the ")" that
-# ends the command name, which may itself hold spaces).
+# cpu_ticks PID...: user + system CPU the PIDs have used so far (their own,
+# children excluded), in clock ticks: fields 14 and 15 of /proc/PID/stat,
+# counted after the ")" that ends the command name (which may hold spaces).
 cpu_ticks() {
     local pid stat total=0
     local -a f
     for pid in "$@"; do
         [ -r "/proc/$pid/stat" ] || continue
-        stat=$(<"/proc/$pid/stat")
+        stat=$(<"/proc/$pid/stat") || continue
         read -r -a f <<<"${stat##*) }"
         total=$((total + f[11] + f[12]))
     done
     echo "$total"
 }
 
-# measure NAME QUEUE PID...: load the server made of PIDs through QUEUE with
-# warren-bench, whose line goes to the terminal and to $work/NAME.bench;
-# write to $work/NAME.measure the servers' peak RSS (KiB) and the CPU ticks
-# the servers and the broker used during the load.  Fails when the bench
-# does.  Why CPU: on two shared cores, throughput alone cannot say who was
-# the bottleneck; CPU per call can.
-measure() {
-    local name=$1 queue=$2 rc=0 srv brk
-    shift 2
-    srv=$(cpu_ticks "$@")
-    brk=$(cpu_ticks "$beam")
-    "$build/bin/warren-bench" -u "$uri" -q "$queue" -n "$calls" -c "$window" -m echo \
-        -t "$timeout" --label "$name" >"$work/$name.bench" || rc=$?
-    srv=$(($(cpu_ticks "$@") - srv))
-    brk=$(($(cpu_ticks "$beam") - brk))
-    echo "$(peak_rss_kib "$@") $srv $brk" >"$work/$name.measure"
-    cat "$work/$name.bench"
-    if [ "$rc" != 0 ]; then
-        echo "bench/run.sh: $name: warren-bench exited with status $rc" >&2
+# children PID: the pids of PID's child processes.
+children() {
+    cat /proc/"$1"/task/*/children 2>/dev/null || true
+}
+
+# json_list WORD...: a JSON array of numbers.
+json_list() {
+    local IFS=,
+    echo "[$*]"
+}
+
+# --- Servers ------------------------------------------------------------------
+
+# wait_lines FILE PATTERN COUNT PID: wait until FILE holds COUNT lines
+# matching PATTERN while PID lives.
+wait_lines() {
+    local file=$1 pattern=$2 count=$3 pid=$4 seen deadline=$((SECONDS + READY_TIMEOUT))
+    while :; do
+        seen=$(grep -c -- "$pattern" "$file" 2>/dev/null || true)
+        [ "${seen:-0}" -ge "$count" ] && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "bench/run.sh: server $pid died before it was ready:" >&2
+            tail -n 20 "$file" >&2 || true
+            return 1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "bench/run.sh: server $pid not ready within ${READY_TIMEOUT}s:" >&2
+            tail -n 20 "$file" >&2 || true
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# write_conf FILE WORKERS PREFETCH QUEUE: warren's config for one run.
+write_conf() {
+    cat >"$1" <<EOF
+# Written by bench/run.sh for one run.
+[broker]
+uri = $uri
+
+[pool]
+workers = $2
+prefetch = $3
+shutdown_timeout = 10
+
+[plugins]
+dir = $plugin_dir
+load = echo test
+
+[log]
+level = info
+
+[route bench]
+queue = $4
+EOF
+}
+
+# start_server SERVER WORKERS PREFETCH QUEUE LOG: start one server; sets
+# srv_pid (what gets SIGTERM), srv_main (the supervisor or bare parent,
+# whose CPU and RSS are reported apart, or "") and srv_procs (the worker
+# processes).
+start_server() {
+    local server=$1 n=$2 prefetch=$3 queue=$4 log=$5 i
+    srv_pid='' srv_main='' srv_procs=()
+    case $server in
+    warren)
+        write_conf "$work/$queue.conf" "$n" "$prefetch" "$queue"
+        "$build/bin/warren" -c "$work/$queue.conf" 2>"$log" &
+        srv_pid=$!
+        started=("$srv_pid")
+        wait_lines "$log" "ready: " 1 "$srv_pid" || return 1
+        srv_main=$srv_pid
+        # shellcheck disable=SC2207
+        srv_procs=($(children "$srv_pid"))
+        ;;
+    bare | bare-confirm)
+        local -a confirm=()
+        [ "$server" = bare-confirm ] && confirm=(--confirm)
+        "$build/bin/warren-bare" -u "$uri" -q "$queue" -P "$n" --prefetch "$prefetch" \
+            "${confirm[@]}" 2>"$log" &
+        srv_pid=$!
+        started=("$srv_pid")
+        wait_lines "$log" "consuming" "$n" "$srv_pid" || return 1
+        srv_main=$srv_pid
+        # shellcheck disable=SC2207
+        srv_procs=($(children "$srv_pid"))
+        ;;
+    pika)
+        # n separate processes, as people run them; a bash subshell holds
+        # them so that one pid stands for the server.
+        (
+            pids=()
+            for ((i = 0; i < n; i++)); do
+                "$PY" bench/baseline_consumer.py "$uri" "$queue" "$prefetch" >>"$log" 2>&1 &
+                pids+=("$!")
+            done
+            trap 'kill -TERM "${pids[@]}" 2>/dev/null' TERM
+            rc=0
+            for p in "${pids[@]}"; do
+                while :; do # a trapped signal interrupts wait: wait again
+                    st=0
+                    wait "$p" || st=$?
+                    kill -0 "$p" 2>/dev/null || break
+                done
+                [ "$st" = 0 ] || rc=1
+            done
+            exit "$rc"
+        ) &
+        srv_pid=$!
+        started=("$srv_pid")
+        wait_lines "$log" "^ready" "$n" "$srv_pid" || return 1
+        # shellcheck disable=SC2207
+        srv_procs=($(children "$srv_pid"))
+        ;;
+    esac
+    [ "${#srv_procs[@]}" -eq "$n" ] || {
+        echo "bench/run.sh: $server: expected $n worker processes, found ${#srv_procs[@]}" >&2
         return 1
+    }
+}
+
+# stop_server: SIGTERM, wait; sets stop_rc to the exit status (KILLed
+# after STOP_TIMEOUT: 137).
+stop_server() {
+    local deadline=$((SECONDS + STOP_TIMEOUT))
+    stop_rc=0
+    kill -TERM "$srv_pid" 2>/dev/null || true
+    while kill -0 "$srv_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+        sleep 0.05
+    done
+    if kill -0 "$srv_pid" 2>/dev/null; then
+        echo "bench/run.sh: $srv_pid still running ${STOP_TIMEOUT}s after SIGTERM; killing it" >&2
+        kill -KILL "$srv_pid" 2>/dev/null || true
     fi
-}
-
-# record NAME STATUS: one row into $work/results, from what measure left:
-#   name status calls/s p50 p99 rss_mib wall_s server_cpu_s broker_cpu_s bench_cpu_s
-# A failed scenario keeps whatever it measured ("-" for the rest).
-record() {
-    local name=$1 status=$2 word line='' rate=- p50=- p99=- wall=- bcpu=- rss=- srv=- brk=-
-    [ -f "$work/$name.bench" ] && line=$(<"$work/$name.bench")
-    for word in $line; do
-        case $word in
-        rate=*) rate=${word#rate=} rate=${rate%/s} ;;
-        p50=*) p50=${word#p50=} p50=${p50%ms} ;;
-        p99=*) p99=${word#p99=} p99=${p99%ms} ;;
-        wall=*) wall=${word#wall=} wall=${wall%s} ;;
-        cpu=*) bcpu=${word#cpu=} bcpu=${bcpu%s} ;;
-        esac
-    done
-    [ -f "$work/$name.measure" ] && read -r rss srv brk <"$work/$name.measure"
-    awk -v n="$name" -v st="$status" -v r="$rate" -v a="$p50" -v b="$p99" -v w="$wall" \
-        -v m="$rss" -v s="$srv" -v k="$brk" -v c="$bcpu" -v hz="$(getconf CLK_TCK)" '
-        function f(x, d, fmt) { return x == "-" ? "-" : sprintf(fmt, x / d) }
-        BEGIN { print n, st, r, a, b, f(m, 1024, "%.1f"), w, f(s, hz, "%.2f"), f(k, hz, "%.2f"), c }
-    ' >>"$work/results"
-}
-
-# A warren scenario: NAME WORKERS PREFETCH.
-run_warren() {
-    local name=$1 workers=$2 prefetch=$3 queue="bench.$1.$$" log="$work/$1.log" pid ok=ok
-    echo "=== $name: warren, $workers worker(s), prefetch $prefetch ===" >&2
-    "$build/bin/warren" -c "$work/warren.conf" -o "pool.workers=$workers" \
-        -o "pool.prefetch=$prefetch" -o "route.rpc.queue=$queue" 2>"$log" &
-    pid=$!
-    started=("$pid")
-    wait_ready "$log" "ready: " 1 "$pid" || abandon "$name" || return 1
-    # The server is the supervisor and its workers (its children).
-    # shellcheck disable=SC2046
-    measure "$name" "$queue" "$pid" $(cat /proc/"$pid"/task/*/children) || ok=FAILED
-    stop_all "$pid" || ok=FAILED
-    record "$name" "$ok"
-    [ "$ok" = ok ]
-}
-
-# A baseline scenario: NAME PROCESSES.
-run_python() {
-    local name=$1 n=$2 queue="bench.$1.$$" log="$work/$1.log" ok=ok
-    echo "=== $name: Python baseline, $n process(es), prefetch 1 ===" >&2
-    : >"$log"
+    wait "$srv_pid" 2>/dev/null || stop_rc=$?
     started=()
-    for _ in $(seq 1 "$n"); do
-        "$PY" bench/baseline_consumer.py "$uri" "$queue" >>"$log" 2>&1 &
-        started+=("$!")
+}
+
+# delete_queue QUEUE...: the run's queues go, so that hundreds of idle
+# quorum queues do not weigh on the later runs.
+delete_queue() {
+    local q
+    [ "$quick" = 1 ] && return 0 # a few queues, and the smoke's time is short
+    for q in "$@"; do
+        tests/broker.sh ctl "$work/broker" delete_queue "$q" >/dev/null 2>&1 &
     done
-    wait_ready "$log" "^ready" "$n" "${started[@]}" || abandon "$name" || return 1
-    measure "$name" "$queue" "${started[@]}" || ok=FAILED
-    stop_all "${started[@]}" || ok=FAILED
-    record "$name" "$ok"
-    [ "$ok" = ok ]
+    wait # only these run in the background now
+}
+
+nrun=0
+
+# run PART CELL SERVER ROUND WORKERS PREFETCH [BENCH ARGS...]: one run:
+# start SERVER on a fresh queue, load it with warren-bench for the counted
+# seconds after the warmup, take CPU and RSS, stop it, append the record.
+# The CPU window starts when the warmup ends and ends with the load.
+run() {
+    local part=$1 cell=$2 server=$3 round=$4 n=$5 prefetch=$6 queue log out bpid
+    local brc=0 src limit cpu0_w cpu0_m cpu0_b cpu1_w cpu1_m cpu1_b hwm_m=0 hwm_w=() p dur=$seconds
+    shift 6
+    nrun=$((nrun + 1))
+    queue="bench.$nrun.$part.$server"
+    log="$work/$queue.log"
+    out="$work/$queue.json"
+    [ "$part" = mix ] && dur=$mix_seconds
+    # warren-bench's --duration includes its --warmup.
+    # -t: time for the outstanding calls after it; a lost call is known
+    # only when it strikes.
+    dur=$(awk -v a="$dur" -v b="$warmup" 'BEGIN { print a + b }')
+    limit=$(awk -v a="$dur" 'BEGIN { print int(a + 30) }')
+    printf '=== %-7s %-28s %-12s round %s ===\n' "$part" "$cell" "$server" "$round" >&2
+    if ! start_server "$server" "$n" "$prefetch" "$queue" "$log"; then
+        if [ -n "$srv_pid" ]; then
+            # shellcheck disable=SC2046
+            kill -KILL $(children "$srv_pid") "$srv_pid" 2>/dev/null || true
+            wait "$srv_pid" 2>/dev/null || true
+        fi
+        started=()
+        fail "$part $cell $server round $round: the server did not start"
+        printf '{"part":"%s","cell":"%s","server":"%s","round":%s,"workers":%s,"prefetch":%s,"started":false}\n' \
+            "$part" "$cell" "$server" "$round" "$n" "$prefetch" >>"$work/runs.jsonl"
+        return 0
+    fi
+    "$bench" -u "$uri" -q "$queue" --duration "$dur" --warmup "$warmup" -t "$limit" --json \
+        --label "$part/$cell/$server/$round" "$@" >"$out" 2>"$work/$queue.bench.err" &
+    bpid=$!
+    started+=("$bpid")
+    sleep "$warmup"
+    cpu0_w=$(cpu_ticks "${srv_procs[@]}")
+    cpu0_m=$(cpu_ticks $srv_main)
+    cpu0_b=$(cpu_ticks "$beam")
+    wait "$bpid" || brc=$?
+    started=("$srv_pid")
+    cpu1_w=$(cpu_ticks "${srv_procs[@]}")
+    cpu1_m=$(cpu_ticks $srv_main)
+    cpu1_b=$(cpu_ticks "$beam")
+    [ -n "$srv_main" ] && hwm_m=$(hwm_kib "$srv_main")
+    for p in "${srv_procs[@]}"; do hwm_w+=("$(hwm_kib "$p")"); done
+    stop_server
+    src=$stop_rc
+    [ -s "$out" ] || echo null >"$out"
+    if [ "$brc" != 0 ]; then
+        fail "$part $cell $server round $round: warren-bench exited with status $brc: $(tr '\n' ' ' <"$work/$queue.bench.err" | cut -c1-300)"
+    fi
+    if [ "$src" != 0 ]; then
+        fail "$part $cell $server round $round: the server exited with status $src after SIGTERM"
+        tail -n 5 "$log" >&2 || true
+    fi
+    printf '{"part":"%s","cell":"%s","server":"%s","round":%s,"workers":%s,"prefetch":%s,"started":true,"bench_rc":%s,"stop_rc":%s,"hwm_main_kib":%s,"hwm_procs_kib":%s,"cpu_procs_ticks":%s,"cpu_main_ticks":%s,"cpu_broker_ticks":%s,"bench":%s}\n' \
+        "$part" "$cell" "$server" "$round" "$n" "$prefetch" "$brc" "$src" "$hwm_m" \
+        "$(json_list "${hwm_w[@]}")" $((cpu1_w - cpu0_w)) $((cpu1_m - cpu0_m)) $((cpu1_b - cpu0_b)) \
+        "$(tr -d '\n' <"$out")" >>"$work/runs.jsonl"
+    if [ "$server" = warren ]; then
+        delete_queue "$queue" "$queue.dead"
+    else
+        delete_queue "$queue"
+    fi
+    return 0
+}
+
+# cell PART CELL "SERVERS" WORKERS PREFETCH [BENCH ARGS...]: the servers
+# in turns, BENCH_ROUNDS times.
+cell() {
+    local part=$1 name=$2 servers=$3 n=$4 prefetch=$5 r s
+    shift 5
+    for ((r = 1; r <= rounds; r++)); do
+        for s in $servers; do
+            run "$part" "$name" "$s" "$r" "$n" "$prefetch" "$@"
+        done
+    done
+}
+
+# shape_args CxW: warren-bench's --connections C -c W.
+shape_args() {
+    echo "--connections ${1%x*} -c ${1#*x}"
 }
 
 # --- The run ------------------------------------------------------------------
 
 echo "=== broker ===" >&2
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 tests/broker.sh start "$work/broker" >&2
 uri=$(<"$work/broker/uri")
 beam=$(<"$work/broker/beam.pid") # the broker's Erlang VM, for its CPU use
@@ -255,77 +400,153 @@ case $uri in
 amqp://*@127.0.0.1:*) ;;
 *) echo "bench/run.sh: broker URI $uri is not on loopback" >&2; exit 1 ;;
 esac
+: >"$work/runs.jsonl"
+t_start=$SECONDS
 
-cat >"$work/warren.conf" <<EOF
-# Generated by bench/run.sh; workers, prefetch and queue come with -o.
-[broker]
-uri = $uri
+if [ "$quick" = 1 ]; then
+    shapes="1x1 4x16" procs="2" prefetches="1 16" sleep_workers="8" mix_prefetches="16"
+    startup_workers=4
+else
+    shapes="1x1 1x16 4x16 4x64" procs="1 2 4" prefetches="1 16" sleep_workers="8 16 32 64"
+    mix_prefetches="1 4 16 64" startup_workers=16
+fi
+echo_servers="warren bare-confirm bare"
+[ "$pika" = 1 ] && echo_servers+=" pika"
 
-[pool]
-shutdown_timeout = 10
+# Echo, 16 bytes: every shape, process count and prefetch.
+if wants echo; then
+    for shape in $shapes; do
+        for n in $procs; do
+            for pf in $prefetches; do
+                # shellcheck disable=SC2046
+                cell echo "$shape/$n/$pf" "$echo_servers" "$n" "$pf" $(shape_args "$shape") --payload 16
+            done
+        done
+    done
+fi
 
-[plugins]
-dir = $build/lib/warren/plugins
-load = echo
+# 64 KiB payloads, and persistent messages: 4x16, 4 processes.
+if wants big && [ "$quick" != 1 ]; then
+    for pf in 1 16; do
+        cell big "64KiB/4x16/4/$pf" "warren bare-confirm bare" 4 "$pf" --connections 4 -c 16 --payload 65536
+    done
+    cell big "persistent/4x16/4/16" "warren bare-confirm bare" 4 16 --connections 4 -c 16 --payload 16 --persistent
+fi
 
-[route rpc]
-queue = bench.unused
-EOF
+# The 10 ms handler: throughput against the ideal workers / 10 ms, with a
+# window of twice the workers (4 connections).
+if wants sleep; then
+    for n in $sleep_workers; do
+        cell sleep "$n" warren "$n" 1 --connections 4 -c $((n / 2)) -m test.sleep -p '[0.01]'
+    done
+fi
 
-: >"$work/results"
-run_python "python-x1" 1 || failed=1
-run_warren "warren-x1" 1 1 || failed=1
-run_python "python-x4" 4 || failed=1
-run_warren "warren-x4" 4 1 || failed=1
-run_warren "warren-x4-pf4" 4 4 || failed=1
+# Mixed: 1% of calls sleep 1 s, the rest echo; 4 workers; the window
+# (4x64) exceeds workers x prefetch, so that prefetch decides where the
+# calls wait.  Closed loop (the windows kept full: throughput; 4 workers
+# then spend nearly all their time in the slow calls, capacity about
+# 4 / (1% x 1 s) = 400 calls/s) and open loop at BENCH_MIX_RATE (default
+# 50 calls/s: half a worker asleep on average, all four rarely, so an echo
+# call seldom waits unless the prefetch parked it behind a slow one).
+if wants mix; then
+    for pf in $mix_prefetches; do
+        cell mix "closed/4x64/4/$pf" warren 4 "$pf" --connections 4 -c 64 --payload 16 --mix '10:test.sleep:[1]'
+        [ "$quick" = 1 ] && continue
+        # One connection: warren-bench spreads the mixed calls evenly over
+        # each connection's own sequence, and at 50 calls/s four
+        # connections would not reach their 100th call in a run.
+        cell mix "open-$mix_rate/1x256/4/$pf" warren 4 "$pf" --connections 1 -c 256 --payload 16 \
+            --mix '10:test.sleep:[1]' --rate "$mix_rate"
+    done
+fi
 
-# --- The table ----------------------------------------------------------------
+# Latency against offered load: 4x64, 4 processes, at shares of the lower
+# of warren's and bare-confirm's measured maximum (the echo cell's median,
+# else measured here).
+if wants rate && [ "$quick" != 1 ]; then
+    max_cell="4x64/4/$rate_prefetch"
+    if ! "$PY" bench/report.py max "$work/runs.jsonl" echo "$max_cell" >/dev/null 2>&1; then
+        cell rate "$max_cell/max" "warren bare-confirm" 4 "$rate_prefetch" --connections 4 -c 64 --payload 16
+        max=$("$PY" bench/report.py max "$work/runs.jsonl" rate "$max_cell/max")
+    else
+        max=$("$PY" bench/report.py max "$work/runs.jsonl" echo "$max_cell")
+    fi
+    for pct in 25 50 75 90; do
+        r=$((max * pct / 100))
+        cell rate "$pct%/$r" "warren bare-confirm" 4 "$rate_prefetch" --connections 4 -c 64 --payload 16 --rate "$r"
+    done
+fi
 
-echo
-echo "warren bench: $calls calls per scenario, window $window, method echo," \
-    "$(nproc) cores shared by broker, load generator and servers;" \
-    "$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')," \
-    "$(date -u +%Y-%m-%dT%H:%MZ)"
-awk '
-    {
-        s = $1; order[n++] = s; status[s] = $2; rate[s] = $3; p50[s] = $4; p99[s] = $5
-        rss[s] = $6; wall[s] = $7; srv[s] = $8; brk[s] = $9; gen[s] = $10
-        # Server CPU per call: what each call cost the server, contention aside.
-        us[s] = (srv[s] == "-" || rate[s] == "-" || rate[s] * wall[s] == 0) ? "-" : \
-            sprintf("%.0f", srv[s] * 1e6 / (rate[s] * wall[s]))
-    }
-    function ratio(a, b) { return (a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
-    function ratios(label, w, p) {
-        printf "%-26s %8s %8s %8s %8s %11s\n", label, ratio(rate[w], rate[p]), ratio(p50[w], p50[p]),
-            ratio(p99[w], p99[p]), ratio(rss[w], rss[p]), ratio(us[w], us[p])
-    }
-    END {
-        printf "\n%-14s %9s %7s %7s %8s %7s %7s %7s %7s %11s\n", "scenario", "calls/s", "p50 ms",
-            "p99 ms", "RSS MiB", "wall s", "CPU srv", "CPU brk", "CPU gen", "srv us/call"
-        for (i = 0; i < n; i++) {
-            s = order[i]
-            printf "%-14s %9s %7s %7s %8s %7s %7s %7s %7s %11s%s\n", s, rate[s], p50[s], p99[s],
-                rss[s], wall[s], srv[s], brk[s], gen[s], us[s],
-                status[s] == "ok" ? "" : "   (" status[s] ")"
-        }
-        printf "\n%-26s %8s %8s %8s %8s %11s\n", "warren / python", "calls/s", "p50", "p99", "RSS",
-            "srv us/call"
-        if (("warren-x1" in rate) && ("python-x1" in rate))
-            ratios("1 process", "warren-x1", "python-x1")
-        if (("warren-x4" in rate) && ("python-x4" in rate))
-            ratios("4 processes", "warren-x4", "python-x4")
-        if (("warren-x4-pf4" in rate) && ("warren-x4" in rate))
-            ratios("warren x4: prefetch 4 / 1", "warren-x4-pf4", "warren-x4")
-    }' "$work/results"
-cat <<'EOF'
-RSS: peak (VmHWM), summed over the server's processes (warren: supervisor +
-workers).  CPU: seconds used during the load by the server (srv), the broker's
-Erlang VM (brk) and warren-bench (gen); srv us/call = server CPU per call.
-Ratios: calls/s above 1, and latency, RSS and CPU per call below 1, favour
-warren.
-EOF
+# Startup: from just before warren's exec to every worker consuming, with
+# the broker up.
+if wants startup; then
+    for ((r = 1; r <= 3; r++)); do
+        nrun=$((nrun + 1))
+        queue="bench.$nrun.startup"
+        printf '=== startup %s workers round %s ===\n' "$startup_workers" "$r" >&2
+        write_conf "$work/$queue.conf" "$startup_workers" 1 "$queue"
+        brc=0 waited=''
+        t0=$(date +%s%N)
+        "$build/bin/warren" -c "$work/$queue.conf" 2>"$work/$queue.log" &
+        srv_pid=$!
+        started=("$srv_pid")
+        waited=$("$bench" -u "$uri" --wait-consumers "$startup_workers" -q "$queue" --since-ns "$t0" -t 30 --json) || brc=$?
+        stop_server
+        src=$stop_rc
+        [ "$brc" = 0 ] || fail "startup round $r: warren-bench --wait-consumers exited with status $brc"
+        [ "$src" = 0 ] || fail "startup round $r: warren exited with status $src after SIGTERM"
+        printf '{"part":"startup","cell":"%s","server":"warren","round":%s,"workers":%s,"bench_rc":%s,"stop_rc":%s,"bench":%s}\n' \
+            "$startup_workers" "$r" "$startup_workers" "$brc" "$src" "${waited:-null}" >>"$work/runs.jsonl"
+        delete_queue "$queue" "$queue.dead"
+    done
+fi
 
-if [ "$failed" != 0 ]; then
-    echo "bench/run.sh: some scenarios failed (see above)" >&2
+# --- The report ---------------------------------------------------------------
+
+elapsed=$((SECONDS - t_start))
+if [ -n "${BENCH_OUT:-}" ]; then
+    out=$BENCH_OUT plots=$(dirname "$BENCH_OUT")/plots
+elif [ "$quick" = 1 ]; then
+    out=$(mktemp /tmp/warren-bench-quick-XXXXXX.md) plots=${out%.md}-plots
+else
+    out=$root/BENCHMARKS.md plots=$root/bench/plots
+fi
+mkdir -p "$plots"
+cp "$work/runs.jsonl" "$plots/runs.jsonl" # the raw figures, for another look
+printf '%s\n' "${failures[@]}" >"$work/failures"
+{
+    echo "command=$(env | grep -E '^BENCH_' | sort | tr '\n' ' ')bench/run.sh"
+    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- . ':!BENCHMARKS.md' ':!bench/plots' 2>/dev/null || echo '+dirty')"
+    echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "cores=$(nproc)"
+    echo "ram=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+    echo "kernel=$(uname -sr)"
+    echo "rabbitmq=$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo '?')"
+    echo "erlang=$(dpkg-query -W -f '${Version}' erlang-base 2>/dev/null || echo '?')"
+    echo "load_before=$load_before"
+    echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "elapsed_s=$elapsed"
+    echo "seconds=$seconds"
+    echo "mix_seconds=$mix_seconds"
+    echo "warmup=$warmup"
+    echo "rounds=$rounds"
+    echo "quick=$quick"
+    echo "clk_tck=$(getconf CLK_TCK)"
+    echo "plots=$plots"
+} >"$work/meta"
+cp "$work/meta" "$plots/runs.meta" # with runs.jsonl: report.py can write the report again
+rrc=0
+"$PY" bench/report.py report "$work/runs.jsonl" "$work/meta" "$work/failures" "$out" "$plots" || rrc=$?
+echo "bench/run.sh: report in $out, plots in $plots, raw runs in $plots/runs.jsonl (${elapsed}s)" >&2
+case $rrc in
+0) ;;
+3) fail "the figures show wrong, duplicated or lost calls or error replies (see Correctness in $out)" ;;
+*) fail "bench/report.py exited with status $rrc" ;;
+esac
+
+if [ "${#failures[@]}" -gt 0 ]; then
+    echo "bench/run.sh: ${#failures[@]} check(s) failed:" >&2
+    printf '  %s\n' "${failures[@]}" >&2
     exit 1
 fi

@@ -16,6 +16,8 @@ PACKAGES+=(clang libclang-rt-14-dev llvm libtsan2 valgrind)
 # The man pages (man/*.scd: scdoc builds them, mandoc lints them) and the
 # bash completion test (tests/completion_test.sh).
 PACKAGES+=(scdoc mandoc bash-completion)
+# bench/run.sh: the plots in BENCHMARKS.md.
+PACKAGES+=(gnuplot-nox)
 
 die() {
     echo "deps.sh: $*" >&2

@@ -50,6 +50,12 @@ EOF
     fi
 done
 
+# The benchmark's smoke (README "Benchmark"): bench/run.sh with a few cells
+# of 1 s against the test build, about a minute; it fails on a wrong, lost
+# or duplicated call or a server not exiting 0, never on a figure.
+echo "=== bench smoke ===" >&2
+BENCH_QUICK=1 BENCH_BUILD=build-test BENCH_OUT="$PWD/build-test/bench-smoke/BENCHMARKS.md" bench/run.sh
+
 # Fuzzing, ThreadSanitizer and valgrind (README "Fuzzing and sanitizers"):
 # each libFuzzer target for WARREN_FUZZ_SECONDS (default 30), then a TSan
 # warren and a warren under valgrind serving integration tests.  About 3
