@@ -600,8 +600,9 @@ def report(runs_path, meta_path, failures_path, out, plotdir):
         ["date", meta.get("date", "?")],
         ["commit", "`%s`" % meta.get("commit", "?")],
         ["runs", "%s rounds, %s s counted after a %s s warmup (mixed workload: %s s), each run on a fresh "
-                 "quorum queue; %s runs in %s s" % (meta.get("rounds"), meta.get("seconds"), meta.get("warmup"),
-                                                   meta.get("mix_seconds"), len(runs), meta.get("elapsed_s"))],
+                 "%s queue; %s runs in %s s" % (meta.get("rounds"), meta.get("seconds"), meta.get("warmup"),
+                                               meta.get("mix_seconds"), meta.get("queue_type", "quorum"),
+                                               len(runs), meta.get("elapsed_s"))],
         ["CPU", "%s, %s cores (shared by the broker, the load generator and the servers)"
                 % (meta.get("cpu", "?"), meta.get("cores", "?"))],
         ["RAM", meta.get("ram", "?")],

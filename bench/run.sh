@@ -14,6 +14,10 @@
 #   BENCH_MIX_SECONDS  seconds per run of the mixed workload (default 10; 2 with BENCH_QUICK)
 #   BENCH_ROUNDS    rounds per cell (default 3; 1 with BENCH_QUICK); figures are medians
 #   BENCH_RATE_PREFETCH  prefetch of the latency-against-load runs (default 16)
+#   BENCH_QUEUE_TYPE  classic (default) or quorum: every server's queue.  Classic
+#                   by default because the broker then does the least per call, so
+#                   what the servers themselves cost shows the most (warren's own
+#                   default, quorum, costs the broker more and hides it)
 #   BENCH_MIX_RATE  offered calls/s of the open-loop mixed workload (default 50)
 #   BENCH_PIKA=1    also the pika consumer loop (bench/baseline_consumer.py) in the echo
 #                   16 B cells, as a reference column
@@ -54,6 +58,8 @@ fi
 warmup=${BENCH_WARMUP:-0.5}
 rate_prefetch=${BENCH_RATE_PREFETCH:-16}
 mix_rate=${BENCH_MIX_RATE:-50}
+queue_type=${BENCH_QUEUE_TYPE:-classic}
+case $queue_type in classic | quorum) ;; *) echo "bench/run.sh: BENCH_QUEUE_TYPE must be classic or quorum" >&2; exit 64 ;; esac
 pika=${BENCH_PIKA:-0}
 only=${BENCH_ONLY:-echo big sleep mix rate startup}
 readonly READY_TIMEOUT=30 # seconds for a server to start consuming
@@ -207,6 +213,7 @@ level = info
 
 [route bench]
 queue = $4
+queue_type = $queue_type
 EOF
 }
 
@@ -231,8 +238,10 @@ start_server() {
     bare | bare-confirm)
         local -a confirm=()
         [ "$server" = bare-confirm ] && confirm=(--confirm)
+        # --exec: each process loads its own libraries, as warren's
+        # workers do, so that peak RSS compares like with like.
         "$build/bin/warren-bare" -u "$uri" -q "$queue" -P "$n" --prefetch "$prefetch" \
-            "${confirm[@]}" 2>"$log" &
+            --queue-type "$queue_type" --exec "${confirm[@]}" 2>"$log" &
         srv_pid=$!
         started=("$srv_pid")
         wait_lines "$log" "consuming" "$n" "$srv_pid" || return 1
@@ -531,6 +540,7 @@ printf '%s\n' "${failures[@]}" >"$work/failures"
     echo "mix_seconds=$mix_seconds"
     echo "warmup=$warmup"
     echo "rounds=$rounds"
+    echo "queue_type=$queue_type"
     echo "quick=$quick"
     echo "clk_tck=$(getconf CLK_TCK)"
     echo "plots=$plots"
