@@ -94,8 +94,10 @@ else
     build=$root/build-bench
     echo "=== build ($build, Release) ===" >&2
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$build" -j2 --target warren warren-bench warren-bare plugin_echo plugin_test >/dev/null
+    cmake --build "$build" -j2 --target warren warren-worker warren-bench warren-bare plugin_echo \
+        plugin_test >/dev/null
 fi
+[ -x "$build/lib/warren/warren-worker" ] || die "$build/lib/warren/warren-worker is missing"
 for b in warren warren-bench warren-bare; do
     [ -x "$build/bin/$b" ] || die "$build/bin/$b is missing"
 done

@@ -267,6 +267,14 @@ int main(int argc, char **argv)
         wr_info("broker %s", broker_text(&cfg, text, sizeof text));
     }
     dir = cfg.plugin_dir ? cfg.plugin_dir : default_plugins;
+    /* Without its worker program the supervisor would only retry forever. */
+    if (!check && access(worker_exe, X_OK) != 0) {
+        wr_error("cannot run the worker program %s: %s (an incomplete install?)", worker_exe,
+                 strerror(errno));
+        wr_config_free(&cfg);
+        rc = WR_EXIT_SOFTWARE;
+        goto out;
+    }
     rc = check ? run_check(&cfg, dir) : wr_supervisor_run(&cfg, worker_exe, dir);
     wr_config_free(&cfg);
 out:
