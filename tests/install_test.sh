@@ -71,4 +71,13 @@ out=$("$prefix/bin/warren-call" -u "$(cat "$broker/uri")" -q "$queue" greet '["A
 kill -TERM "$pid"
 wait "$pid" || fail "warren exited $?"
 pid=
+# Without its worker program warren says so and stops (exit 70), instead
+# of restarting workers that cannot start.
+mv "$prefix/lib/warren/warren-worker" "$prefix/lib/warren/warren-worker.aside"
+rc=0
+"$prefix/bin/warren" -c "$prefix/greet.conf" 2> "$prefix/noworker.log" || rc=$?
+mv "$prefix/lib/warren/warren-worker.aside" "$prefix/lib/warren/warren-worker"
+[ "$rc" = 70 ] || fail "warren without its worker program exited $rc, expected 70"
+grep -q "cannot run the worker program .*warren-worker" "$prefix/noworker.log" ||
+    fail "no clear error without the worker program: $(cat "$prefix/noworker.log")"
 echo "install layout and README plugin: OK"
