@@ -40,7 +40,7 @@ echo "=== daemon check: build-test (test binaries, the warren valgrind runs) ===
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWARREN_WERROR=ON >/dev/null
 bins=()
 for spec in "${TSAN_TESTS[@]}" "${VALGRIND_TESTS[@]}"; do bins+=("${spec%%:*}"); done
-cmake --build build-test -j"$jobs" --target warren warren-call plugin_echo plugin_time plugin_test \
+cmake --build build-test -j"$jobs" --target warren warren-worker warren-call plugin_echo plugin_time plugin_test \
     "${bins[@]}" >/dev/null
 
 broker=$root/build-test/daemon-check-broker
@@ -74,7 +74,7 @@ for mode in "${modes[@]}"; do
         echo "=== daemon check: ThreadSanitizer (build-tsan) ===" >&2
         cmake -S . -B build-tsan -DWARREN_TSAN=ON -DWARREN_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
             -DWARREN_WERROR=ON >/dev/null
-        cmake --build build-tsan -j"$jobs" --target warren plugin_echo plugin_time plugin_test >/dev/null
+        cmake --build build-tsan -j"$jobs" --target warren warren-worker plugin_echo plugin_time plugin_test >/dev/null
         # The reports' path goes into TSAN_OPTIONS, which splits on white
         # space: a dir of its own under /tmp, not the checkout's (its path
         # may hold spaces).  Kept, and named, only when there are reports.
