@@ -130,10 +130,23 @@ char *wr_jsonrpc_encode(const json_t *response, size_t *len)
     /* JSON_ENCODE_ANY only so that a stray scalar still encodes; real
      * responses are objects or arrays.  Reals keep jansson's default 17
      * significant digits, which round-trip every double exactly. */
-    char *s = json_dumps(response, JSON_COMPACT | JSON_ENCODE_ANY);
+    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+    char small[1024], *s;
+    size_t n = json_dumpb(response, small, sizeof small, flags);
 
-    if (s && len)
-        *len = strlen(s);
+    /* Into a buffer on the stack first: one malloc for the usual small
+     * response, not json_dumps' growing string buffer. */
+    if (n == 0 || !(s = malloc(n + 1)))
+        return NULL;
+    if (n <= sizeof small)
+        memcpy(s, small, n);
+    else if (json_dumpb(response, s, n, flags) != n) {
+        free(s);
+        return NULL;
+    }
+    s[n] = '\0';
+    if (len)
+        *len = n;
     return s;
 }
 
