@@ -93,12 +93,26 @@ wr_slot *wr_slot_attach(int index)
 {
     void *p;
 
-    if (fcntl(WR_SCOREBOARD_FD, F_GETFD) < 0)
-        return calloc(1, SLOT_BYTES);
+    if (fcntl(WR_SCOREBOARD_FD, F_GETFD) < 0) {
+        wr_slot *own = calloc(1, SLOT_BYTES);
+        if (own)
+            own->private_copy = 1;
+        return own;
+    }
     p = mmap(NULL, SLOT_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, WR_SCOREBOARD_FD,
              (off_t)index * SLOT_BYTES);
     close(WR_SCOREBOARD_FD);
     return p == MAP_FAILED ? NULL : p;
+}
+
+void wr_slot_detach(wr_slot *s)
+{
+    if (!s)
+        return;
+    if (s->private_copy)
+        free(s);
+    else
+        munmap(s, SLOT_BYTES);
 }
 
 static void write_begin(wr_slot *s)

@@ -36,6 +36,7 @@ typedef struct wr_slot {
     char method[WR_IPC_TOKEN_MAX];
     char msgid[WR_IPC_TOKEN_MAX];
     char hash[17];
+    int private_copy; /* the worker's own memory (no fd 4): wr_slot_detach frees it */
 } wr_slot;
 
 /* What a reader gets: a consistent copy. */
@@ -77,6 +78,9 @@ long long wr_monotonic_ms(void);
  * (and close the fd), else a private slot.  NULL, with errno, only when
  * memory cannot be had. */
 wr_slot *wr_slot_attach(int index);
+
+/* Give back what wr_slot_attach took (NULL ok). */
+void wr_slot_detach(wr_slot *s);
 
 /* A request began: M names it (route, method, msgid, hash). */
 void wr_slot_begin(wr_slot *s, const wr_ipc_msg *m);

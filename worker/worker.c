@@ -798,6 +798,7 @@ static void worker_close(worker *w)
     wr_plugins_unload(w->plugins);
     wr_commands_free(&w->commands);
     wr_signals_close();
+    wr_slot_detach(w->slot);
 }
 
 /* The connection died under a running handler.  Let it finish (a thread

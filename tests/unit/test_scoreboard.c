@@ -134,7 +134,10 @@ static void by_hand(int index)
         _exit(91);
     wr_slot_begin(s, &m);
     wr_slot_end(s, 1, 0);
-    _exit(s->handled == 1 && !s->busy ? 0 : 92);
+    if (s->handled != 1 || s->busy || !s->private_copy)
+        _exit(92);
+    wr_slot_detach(s);
+    _exit(0);
 }
 
 /* A worker started by hand has no fd 4: it writes a slot of its own. */
