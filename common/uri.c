@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-static int hex(char c)
+int wr_uri_hex(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -14,7 +14,8 @@ static int hex(char c)
     return -1;
 }
 
-/* Percent-decode S in place.  -1 for a bad escape. */
+/* Percent-decode S in place.  -1 for a bad escape, or %00 (a NUL would
+ * cut the string short without a word). */
 static int decode(char *s)
 {
     char *out = s;
@@ -24,9 +25,11 @@ static int decode(char *s)
             *out++ = *s;
             continue;
         }
-        if (hex(s[1]) < 0 || hex(s[2]) < 0)
+        int hi = wr_uri_hex(s[1]), lo = hi < 0 ? -1 : wr_uri_hex(s[2]);
+
+        if (lo < 0 || (hi == 0 && lo == 0))
             return -1;
-        *out++ = (char)(hex(s[1]) * 16 + hex(s[2]));
+        *out++ = (char)(hi * 16 + lo);
         s += 2;
     }
     *out = '\0';

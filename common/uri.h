@@ -21,4 +21,8 @@
  */
 int wr_uri_parse(char *url, struct amqp_connection_info *out);
 
+/* The value of hex digit C, or -1: for percent-decoding (here and in
+ * worker/address.c). */
+int wr_uri_hex(char c);
+
 #endif

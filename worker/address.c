@@ -4,16 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "common/uri.h"
 
 /* A new string of the LEN bytes at S, percent-decoded when DECODE, or NULL
  * with *ERR set: malformed %XX, an encoded NUL, or (when DECODE) a literal
@@ -37,8 +28,8 @@ static char *part(const char *s, size_t len, int decode, int *err)
         }
         if (len - i < 3)
             goto bad;
-        hi = hexval(s[i + 1]);
-        lo = hexval(s[i + 2]);
+        hi = wr_uri_hex(s[i + 1]);
+        lo = wr_uri_hex(s[i + 2]);
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
             goto bad;
         *o++ = (char)(hi << 4 | lo);

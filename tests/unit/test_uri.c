@@ -70,7 +70,7 @@ Test(uri, malformed)
         "amqp://h:0",   "amqp://h:65536", "amqp://h:123456",      "amqp://h/a/b",
         "amqp://h/%zz", "amqp://u:%4@h",  "amqp://::1",           "amqp://[::1/",
         "amqp://[]:1",  "amqp://[::1]x",  "amqp://h?heartbeat=5", "amqp://h#f",
-        "amqp://h]",
+        "amqp://h]",    "amqp://u%00x@h", "amqp://h/v%00",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(parse(bad[i]), -1, "accepted %s", bad[i]);
