@@ -146,6 +146,14 @@ enum key_id {
     K_POOL_MAX_ATTEMPTS,
     K_POOL_BUILTIN_METHODS,
     K_POOL_MAX_BATCH,
+    K_POOL_REQUEST_TIMEOUT,
+    K_POOL_MAX_REQUESTS,
+    K_POOL_MAX_RSS,
+    K_POOL_MIN_WORKERS,
+    K_POOL_MAX_WORKERS,
+    K_POOL_IDLE_TIMEOUT,
+    K_POOL_STARTUP_TIMEOUT,
+    K_POOL_CONTROL_SOCKET,
     K_PLUGINS_DIR,
     K_PLUGINS_LOAD,
     K_LOG_LEVEL,
@@ -160,6 +168,7 @@ enum key_id {
     K_ROUTE_BINDINGS,
     K_ROUTE_REPLY_EXCHANGE,
     K_ROUTE_REPLY_PREFIX,
+    K_ROUTE_REQUEST_TIMEOUT,
     NKEYS
 };
 
@@ -195,6 +204,21 @@ static const struct key keys[NKEYS] = {
                                 "yes", NULL, booleans},
     [K_POOL_MAX_BATCH] = {"pool", "max_batch", T_INT, C(max_batch), 0, 1, 1000000, "1000", NULL,
                           NULL},
+    [K_POOL_REQUEST_TIMEOUT] = {"pool", "request_timeout", T_INT, C(request_timeout), 0, 0, 86400,
+                                "30", NULL, NULL},
+    [K_POOL_MAX_REQUESTS] = {"pool", "max_requests", T_INT, C(max_requests), 0, 0, 1000000000, "0",
+                             NULL, NULL},
+    [K_POOL_MAX_RSS] = {"pool", "max_rss", T_SIZE, C(max_rss), 0, 0, 1024 * GiB, "0", NULL, NULL},
+    [K_POOL_MIN_WORKERS] = {"pool", "min_workers", T_INT, C(min_workers), 0, 0, 1024, NULL, NULL,
+                            NULL},
+    [K_POOL_MAX_WORKERS] = {"pool", "max_workers", T_INT, C(max_workers), 0, 0, 1024, NULL, NULL,
+                            NULL},
+    [K_POOL_IDLE_TIMEOUT] = {"pool", "idle_timeout", T_INT, C(idle_timeout), 0, 1, 86400, "10",
+                             NULL, NULL},
+    [K_POOL_STARTUP_TIMEOUT] = {"pool", "startup_timeout", T_INT, C(startup_timeout), 0, 0, 86400,
+                                "60", NULL, NULL},
+    [K_POOL_CONTROL_SOCKET] = {"pool", "control_socket", T_STRING, C(control_socket), 0, 0, 0, NULL,
+                               NULL, NULL},
     [K_PLUGINS_DIR] = {"plugins", "dir", T_STRING, C(plugin_dir), 0, 0, 0, NULL, NULL, NULL},
     [K_PLUGINS_LOAD] = {"plugins", "load", T_LIST, C(plugins), C(nplugins), 0, 0, NULL,
                         PLUGIN_NAME_CHARS, NULL},
@@ -217,6 +241,8 @@ static const struct key keys[NKEYS] = {
                                 NULL, NULL, NULL},
     [K_ROUTE_REPLY_PREFIX] = {"route", "reply_prefix", T_STRING, R(reply_prefix), 0, 0, 0, NULL,
                               NULL, NULL},
+    [K_ROUTE_REQUEST_TIMEOUT] = {"route", "request_timeout", T_INT, R(request_timeout), 0, 0, 86400,
+                                 NULL, NULL, NULL},
 };
 
 static const char *const fixed_sections[] = {"broker", "pool", "plugins", "log"};
@@ -964,6 +990,48 @@ static void validate_broker(struct load *l)
     resolve_password(l);
 }
 
+/* [pool]: a dynamic pool (min_workers and max_workers) starts with
+ * `workers` when given, else with min_workers; the control socket's
+ * default is named after the config file. */
+static void validate_pool(struct load *l)
+{
+    wr_config *cfg = l->cfg;
+    int min = l->given[K_POOL_MIN_WORKERS], max = l->given[K_POOL_MAX_WORKERS];
+
+    /* 0 reads as absent: wr_config_write() writes a fixed pool that way. */
+    if (!cfg->min_workers != !cfg->max_workers) {
+        problem(l, cfg->min_workers ? min : max,
+                "%s: a dynamic pool needs both min_workers and max_workers",
+                cfg->min_workers ? "min_workers" : "max_workers");
+    } else if (cfg->min_workers) {
+        if (cfg->min_workers > cfg->max_workers)
+            problem(l, max, "max_workers: %d is below min_workers (%d)", cfg->max_workers,
+                    cfg->min_workers);
+        else if (!l->given[K_POOL_WORKERS])
+            cfg->workers = cfg->min_workers;
+        else if (cfg->workers < cfg->min_workers || cfg->workers > cfg->max_workers)
+            problem(l, l->given[K_POOL_WORKERS],
+                    "workers: %d is outside min_workers..max_workers (%d..%d)", cfg->workers,
+                    cfg->min_workers, cfg->max_workers);
+    }
+    if (!l->given[K_POOL_CONTROL_SOCKET]) {
+        /* /etc/warren/NAME.conf: /run/warren/NAME.sock */
+        const char *base = strrchr(cfg->path, '/');
+        size_t len;
+
+        base = base ? base + 1 : cfg->path;
+        len = strlen(base);
+        if (len > 5 && !strcmp(base + len - 5, ".conf"))
+            len -= 5;
+        if (!len) {
+            base = "warren";
+            len = 6;
+        }
+        if (asprintf(&cfg->control_socket, "/run/warren/%.*s.sock", (int)len, base) < 0)
+            abort();
+    }
+}
+
 /* The second pass: rules between fields, each pointing at the line that
  * breaks it. */
 static void validate(struct load *l)
@@ -976,6 +1044,7 @@ static void validate(struct load *l)
     cfg->broker_uri = cfg->nbroker_uris ? cfg->broker_uris[0] : NULL;
 
     validate_broker(l);
+    validate_pool(l);
 
     for (size_t r = 0; r < cfg->nroutes; r++) {
         const int *given = l->routes[r].given;
@@ -984,6 +1053,8 @@ static void validate(struct load *l)
         wr_route *rt = &cfg->routes[r];
 
         rt->method_line = given[K_ROUTE_METHOD] > 0 ? given[K_ROUTE_METHOD] : 0;
+        if (!given[K_ROUTE_REQUEST_TIMEOUT])
+            rt->request_timeout = cfg->request_timeout;
 
         /* A broadcast route's queue is the instance's own, named by
          * warren; a queue given there is the prefix of that name. */

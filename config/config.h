@@ -6,12 +6,14 @@
  *   [broker]  uri, heartbeat, connect_timeout, ca_file, cert_file, key_file,
  *             password_file
  *   [pool]    workers, prefetch, max_message_size, shutdown_timeout,
- *             max_attempts, max_batch
+ *             max_attempts, max_batch, request_timeout, max_requests, max_rss,
+ *             min_workers, max_workers, idle_timeout, startup_timeout,
+ *             control_socket
  *   [plugins] dir, load
  *   [log]     level
  *   [route NAME]  queue, format, method, broadcast, queue_type, dead_letter,
  *                 exchange, exchange_declare, bindings, reply_exchange,
- *                 reply_prefix            (one or more routes)
+ *                 reply_prefix, request_timeout   (one or more routes)
  *   [plugin NAME] any keys; passed to plugin NAME's init()
  */
 #ifndef WR_CONFIG_H
@@ -59,6 +61,7 @@ typedef struct wr_route {
     char *reply_exchange; /* NULL: replies only to reply_to (or, with
                              reply_prefix alone, to EXCHANGE) */
     char *reply_prefix;   /* routing key prefix for replies without reply_to */
+    int request_timeout;  /* seconds; default [pool] request_timeout; 0: no limit */
 } wr_route;
 
 typedef struct wr_kv {
@@ -101,6 +104,17 @@ typedef struct wr_config {
     int max_attempts;      /* deaths one message may cause; default 3 */
     int builtin_methods;   /* answer warren.status on every route; default yes */
     int max_batch;         /* calls in one JSON-RPC batch, 1..1000000; default 1000 */
+    int request_timeout;   /* seconds a call may run before its worker is killed; 0: no
+                              limit; default 30 (a route may set its own) */
+    int max_requests;      /* a worker retires after about this many (±10%); 0: never */
+    long max_rss;          /* bytes; a worker above it retires between calls; 0: no limit */
+    int min_workers;       /* a dynamic pool: both set (0: a fixed pool of `workers`) */
+    int max_workers;
+    int idle_timeout;     /* dynamic pool: seconds an extra worker may idle; default 10 */
+    int startup_timeout;  /* seconds without any worker consuming before warren gives up;
+                             0: never; default 60 */
+    char *control_socket; /* unix socket for `warren status`; default
+                             /run/warren/NAME.sock for NAME.conf; "none": no socket */
 
     char *plugin_dir; /* default: the installed plugin dir */
     char **plugins;   /* names from [plugins] load, owned */

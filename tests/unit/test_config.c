@@ -747,6 +747,14 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "max_attempts = 3\n"
                            "builtin_methods = yes\n"
                            "max_batch = 1000\n"
+                           "request_timeout = 30\n"
+                           "max_requests = 0\n"
+                           "max_rss = 0\n"
+                           "min_workers = 0\n"
+                           "max_workers = 0\n"
+                           "idle_timeout = 10\n"
+                           "startup_timeout = 60\n"
+                           "control_socket = /run/warren/warren.sock\n"
                            "\n"
                            "[plugins]\n"
                            "\n"
@@ -759,7 +767,8 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "broadcast = no\n"
                            "queue_type = quorum\n"
                            "dead_letter = yes\n"
-                           "exchange_declare = no\n");
+                           "exchange_declare = no\n"
+                           "request_timeout = 30\n");
     free(text);
     wr_config_free(&cfg);
 }
@@ -1141,4 +1150,48 @@ Test(config, a_password_in_an_override_is_never_echoed)
     cr_expect_str_eq(d.msgs[0], "-o broker.uri=http://u:***@h/: uri: expected an amqp:// or "
                                 "amqps:// URI, got \"http://u:***@h/\"");
     wr_diag_free(&d);
+}
+
+/* ---- supervision keys ------------------------------------------------- */
+
+Test(config, dynamic_pool_needs_both_bounds_and_starts_at_min)
+{
+    wr_config cfg;
+
+    expect_errors("[pool]\nmin_workers = 2\n[route rpc]\nqueue = q\n",
+                  "warren.conf:2: min_workers: a dynamic pool needs both min_workers and "
+                  "max_workers\n");
+    expect_errors("[pool]\nmin_workers = 5\nmax_workers = 3\n[route rpc]\nqueue = q\n",
+                  "warren.conf:3: max_workers: 3 is below min_workers (5)\n");
+    expect_errors("[pool]\nworkers = 9\nmin_workers = 2\nmax_workers = 3\n[route rpc]\nqueue = q\n",
+                  "warren.conf:2: workers: 9 is outside min_workers..max_workers (2..3)\n");
+    load_ok(&cfg, "[pool]\nmin_workers = 2\nmax_workers = 6\n[route rpc]\nqueue = q\n", NULL, 0);
+    cr_expect_eq(cfg.workers, 2);
+    cr_expect_eq(cfg.max_workers, 6);
+    wr_config_free(&cfg);
+}
+
+Test(config, route_request_timeout_defaults_to_the_pool)
+{
+    wr_config cfg;
+
+    load_ok(&cfg,
+            "[pool]\nrequest_timeout = 7\n[route a]\nqueue = a\n[route b]\nqueue = b\n"
+            "request_timeout = 0\n",
+            NULL, 0);
+    cr_expect_eq(cfg.routes[0].request_timeout, 7);
+    cr_expect_eq(cfg.routes[1].request_timeout, 0);
+    wr_config_free(&cfg);
+}
+
+Test(config, control_socket_is_named_after_the_config_file)
+{
+    wr_config cfg;
+    wr_diag diag = {0};
+
+    cr_assert_eq(wr_config_load_string(&cfg, "/etc/warren/billing.conf", "[route rpc]\nqueue = q\n",
+                                       NULL, 0, &diag),
+                 0);
+    cr_expect_str_eq(cfg.control_socket, "/run/warren/billing.sock");
+    wr_config_free(&cfg);
 }
