@@ -168,3 +168,8 @@ void wr_slot_end(wr_slot *s, unsigned long handled, unsigned long failed)
     s->failed = failed;
     write_end(s);
 }
+
+void wr_slot_want_backlog(wr_slot *s, int on) /* TEMPORARY (workerside branch) */
+{
+    atomic_store(&s->want_backlog, on);
+}

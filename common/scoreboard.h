@@ -37,6 +37,9 @@ typedef struct wr_slot {
     char msgid[WR_IPC_TOKEN_MAX];
     char hash[17];
     int private_copy; /* the worker's own memory (no fd 4): wr_slot_detach frees it */
+    long backlog;            /* TEMPORARY (workerside branch) */
+    long long backlog_ms;
+    atomic_int want_backlog;
 } wr_slot;
 
 /* What a reader gets: a consistent copy. */
@@ -44,6 +47,8 @@ typedef struct wr_slot_view {
     int busy;
     long long busy_since_ms;
     unsigned long handled, failed;
+    long backlog; /* TEMPORARY (workerside branch) */
+    long long backlog_ms;
     wr_ipc_msg current; /* type WR_IPC_START with route, method, msgid and
                            hash while busy; all zero when idle */
 } wr_slot_view;
@@ -71,6 +76,8 @@ void wr_slot_read(const wr_slot *s, wr_slot_view *out);
 
 /* Now, CLOCK_MONOTONIC, in milliseconds (the slots' clock). */
 long long wr_monotonic_ms(void);
+
+void wr_slot_want_backlog(wr_slot *s, int on); /* TEMPORARY (workerside branch) */
 
 /* ---- the worker's side ---- */
 

@@ -275,7 +275,17 @@ int main(int argc, char **argv)
         rc = WR_EXIT_SOFTWARE;
         goto out;
     }
-    rc = check ? run_check(&cfg, dir) : wr_supervisor_run(&cfg, worker_exe, dir);
+    if (check) {
+        rc = run_check(&cfg, dir);
+    } else {
+        wr_supervisor_args args = {.config_path = config_path,
+                                   .overrides = overrides,
+                                   .noverrides = noverrides,
+                                   .worker_exe = worker_exe,
+                                   .self_exe = exe,
+                                   .default_plugin_dir = default_plugins};
+        rc = wr_supervisor_run(&cfg, &args);
+    }
     wr_config_free(&cfg);
 out:
     free(default_plugins);

@@ -191,6 +191,13 @@ int wr_children_spawn(wr_child *c)
     int r;
 
     snprintf(title, sizeof title, "warren: worker %d (%s)", c->index, sup->title_routes);
+    c->generation = sup->generation;
+    c->ready_ms = 0;
+    c->timed_out = 0;
+    c->retiring = 0;
+    c->recycle[0] = '\0';
+    c->rss = 0;
+    c->last_handled = 0;
     snprintf(idx, sizeof idx, "%d", c->index);
     c->proc.data = c->input.data = c->ipc.data = c->input_req.data = c;
     c->line_len = 0;
@@ -282,25 +289,33 @@ void wr_children_signal(wr_child *c, int sig)
         uv_process_kill(&c->proc, sig);
 }
 
-int wr_children_init(wr_child *c, wr_supervisor *sup, int index)
+wr_child *wr_children_new(wr_supervisor *sup, int index)
 {
+    wr_child *c = calloc(1, sizeof *c);
     int r;
 
-    memset(c, 0, sizeof *c);
+    if (!c) {
+        wr_error("worker %d: out of memory", index);
+        return NULL;
+    }
     c->sup = sup;
     c->index = index;
     r = uv_timer_init(sup->loop, &c->restart_timer);
     if (r < 0) {
         wr_error("worker %d: cannot create its restart timer: %s", index, uv_strerror(r));
-        return r;
+        free(c);
+        return NULL;
     }
     c->restart_timer.data = c;
-    return 0;
+    return c;
 }
 
-void wr_children_close(wr_child *c)
+static void on_timer_closed(uv_handle_t *h)
 {
-    /* Never initialised (init_handles() stopped early): loop is NULL. */
-    if (c->restart_timer.loop && !uv_is_closing((uv_handle_t *)&c->restart_timer))
-        uv_close((uv_handle_t *)&c->restart_timer, NULL);
+    free(h->data);
+}
+
+void wr_children_free(wr_child *c)
+{
+    uv_close((uv_handle_t *)&c->restart_timer, on_timer_closed);
 }

@@ -21,10 +21,29 @@ typedef enum wr_child_state {
 
 typedef struct wr_child {
     struct wr_supervisor *sup;
-    int index;
+    int index; /* its slot: in the supervisor's table and the scoreboard */
     wr_child_state state;
     int pid;
     uint64_t started_ms; /* uv_now() at spawn */
+    uint64_t ready_ms;   /* uv_now() when it first said ready (0: not yet) */
+    unsigned generation; /* of the config it was started with */
+
+    /* Its way out.  RETIRING: told to finish its request in hand and exit
+     * (SIGTERM at term_ms; SIGKILL after shutdown_timeout); it is not
+     * replaced in its slot.  RECYCLE: to be retired once a replacement
+     * (REPLACEMENT) is consuming: max_requests, max_rss. */
+    int retiring;
+    uint64_t term_ms;
+    char recycle[96];           /* why, or "" */
+    struct wr_child *replacing; /* a starting worker: the one it is to replace */
+    int timed_out;              /* seconds of the request_timeout that killed it, or 0 */
+
+    /* What `warren status` shows. */
+    unsigned restarts;
+    char last_death[256];
+    long rss;                   /* bytes, as of the last tick */
+    unsigned long last_handled; /* the slot's count as of the last tick */
+    uint64_t idle_since_ms;     /* uv_now() of its last sign of work */
 
     uv_process_t proc;
     uv_pipe_t ipc;   /* worker's fd 3: status lines (events) */
@@ -44,7 +63,8 @@ typedef struct wr_child {
     int restart_delay_ms;
 } wr_child;
 
-/* Spawn worker C->index.  0, or a negative libuv error (logged). */
+/* Spawn worker C->index (generation: the supervisor's now).  0, or a
+ * negative libuv error (logged). */
 int wr_children_spawn(wr_child *c);
 
 /* Send one command line (see common/ipc.h) to the worker's stdin, if it
@@ -56,11 +76,12 @@ void wr_children_command(wr_child *c, const char *line, size_t len);
 /* Send SIG to the worker if it is running. */
 void wr_children_signal(wr_child *c, int sig);
 
-/* Initialise the per-child timer (once, at supervisor start).  0, or a
- * negative libuv error (logged). */
-int wr_children_init(wr_child *c, struct wr_supervisor *sup, int index);
+/* A new slot INDEX: malloc'd, its timer initialised.  NULL (logged) on
+ * failure. */
+wr_child *wr_children_new(struct wr_supervisor *sup, int index);
 
-/* Close the per-child timer (at supervisor exit). */
-void wr_children_close(wr_child *c);
+/* Close the slot's timer and free it once closed.  The process must be
+ * gone (state EMPTY, handles closed). */
+void wr_children_free(wr_child *c);
 
 #endif
