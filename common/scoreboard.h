@@ -37,7 +37,7 @@ typedef struct wr_slot {
     char msgid[WR_IPC_TOKEN_MAX];
     char hash[17];
     int private_copy; /* the worker's own memory (no fd 4): wr_slot_detach frees it */
-    long backlog;            /* TEMPORARY (workerside branch) */
+    long backlog;     /* TEMPORARY (workerside branch) */
     long long backlog_ms;
     atomic_int want_backlog;
 } wr_slot;

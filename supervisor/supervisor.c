@@ -354,7 +354,7 @@ static void finish_reload(wr_supervisor *sup)
 
 void wr_supervisor_converge(wr_supervisor *sup)
 {
-    int current = 0, old = 0, pending = 0;
+    int current = 0, current_ready = 0, old = 0, pending = 0;
     wr_child *c;
 
     if (sup->state == WR_SUP_STOPPING)
@@ -363,10 +363,12 @@ void wr_supervisor_converge(wr_supervisor *sup)
         c = sup->slots[i];
         if (!c || c->retiring)
             continue;
-        if (outdated(sup, c))
+        if (outdated(sup, c)) {
             old++;
-        else
+        } else {
             current++;
+            current_ready += c->state == WR_CHILD_READY;
+        }
         if (c->replacing)
             pending++;
     }
@@ -374,14 +376,15 @@ void wr_supervisor_converge(wr_supervisor *sup)
     while (current + old < sup->target && spawn_new(sup))
         current++;
     if (old > 0) {
-        if (current >= sup->target) {
-            /* Enough of the new config: the rest of the old ones go. */
+        if (current_ready >= sup->target) {
+            /* Enough of the new config consuming: the rest of the old
+             * ones go. */
             while ((c = pick_to_retire(sup, 1)))
                 retire(sup, c,
                        c->recycle[0] ? c->recycle
                                      : "the pool has enough workers of the new "
                                        "configuration");
-        } else if (!pending) {
+        } else if (!pending && current < sup->target) {
             /* One at a time: a new worker, which replaces an old one once
              * it consumes (see child_status). */
             wr_child *victim = pick_to_retire(sup, 1);
