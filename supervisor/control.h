@@ -8,7 +8,9 @@
  *
  * This module only moves lines; the supervisor's callback decides what a
  * command does and writes the reply.  Everything runs in the supervisor's
- * libuv loop and never blocks it.
+ * libuv loop and never blocks it.  The process must ignore SIGPIPE (the
+ * supervisor does): a client that hangs up before its reply would kill
+ * it otherwise.
  */
 #ifndef WR_CONTROL_H
 #define WR_CONTROL_H
