@@ -151,7 +151,14 @@ int wr_control_request(const char *path, const char *cmd, char **reply, char *er
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            snprintf(err, errlen, "sending the command: %s", strerror(errno));
+            /* A server that refused us (too many connections) may have
+             * answered and closed before we sent: its answer says more. */
+            int send_errno = errno;
+
+            if (read_reply(fd, deadline, reply, err, errlen) == 0)
+                rc = 0;
+            else
+                snprintf(err, errlen, "sending the command: %s", strerror(send_errno));
             goto out;
         }
         off += (size_t)n;

@@ -59,6 +59,7 @@ typedef struct wr_control {
  * warren is running on PATH"), and so is a PATH that is not a socket.
  * FN(ARG, command) answers each command.  Returns 0, or -1 with the
  * reason logged (and C left stopped; wr_control_stop() is still safe).
+ * Not on a C that is started: stop it first.
  */
 int wr_control_start(wr_control *c, uv_loop_t *loop, const char *path, wr_control_fn fn, void *arg)
     __attribute__((warn_unused_result));

@@ -36,6 +36,8 @@ static const char sample_status[] =
     "\"restarts\":1,\"last_death\":\"killed by signal 9 (Killed)\",\"rss_bytes\":4194304,"
     "\"uptime_s\":125}]}";
 
+#define BIG_REPLY (1 << 20)
+
 static uv_loop_t loop;
 static wr_control server;
 static uv_async_t stopper;
@@ -48,6 +50,17 @@ static char *fake_supervisor(void *arg, const char *command)
     (void)arg;
     if (!strcmp(command, "status"))
         return strdup(sample_status);
+    if (!strcmp(command, "big")) {
+        /* {"message":"aaa..."}: a reply of some 1 MiB (a big pool's status). */
+        char *big = malloc(BIG_REPLY + 1);
+
+        cr_assert_not_null(big);
+        memset(big, 'a', BIG_REPLY);
+        memcpy(big, "{\"message\":\"", 12);
+        memcpy(big + BIG_REPLY - 2, "\"}", 2);
+        big[BIG_REPLY] = '\0';
+        return big;
+    }
     if (!strcmp(command, "reload"))
         return wr_control_reply_ok("reloading: %s", "config generation 3");
     return wr_control_reply_error("unknown command \"%.20s\" (%zu bytes)", command,
@@ -160,6 +173,21 @@ Test(control, status_reply_round_trip)
     free(reply);
     cr_assert_eq(wr_control_request(path, "dance", &reply, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq(reply, "{\"error\":\"unknown command \\\"dance\\\" (5 bytes)\"}");
+    free(reply);
+    stop_server();
+    remove_dir();
+}
+
+Test(control, big_reply_arrives_whole)
+{
+    char *reply = NULL, err[256];
+
+    make_dir();
+    start_server(0);
+    cr_assert_eq(wr_control_request(path, "big", &reply, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(strlen(reply), BIG_REPLY);
+    cr_assert_eq(strncmp(reply, "{\"message\":\"aaa", 15), 0);
+    cr_assert_str_eq(reply + BIG_REPLY - 3, "a\"}");
     free(reply);
     stop_server();
     remove_dir();
