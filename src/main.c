@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "config/config.h"
+#include "src/control_cli.h"
 #include "src/plugin_call.h"
 #include "supervisor/supervisor.h"
 #include "worker/builtin.h"
@@ -34,6 +35,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: warren [-c FILE] [-o SECTION.KEY=VALUE]... [--check]\n"
             "       warren plugin-call [-c FILE] [-s KEY=VALUE]... PLUGIN METHOD [PARAMS_JSON]\n"
+            "       warren status [--json] [-c FILE] [-o SECTION.KEY=VALUE]...\n"
+            "       warren reload|stop [-c FILE] [-o SECTION.KEY=VALUE]...\n"
             "       warren --version | --help\n"
             "\n"
             "Prefork RPC worker pool for RabbitMQ.  Runs in the foreground and logs to stderr.\n"
@@ -49,7 +52,10 @@ static void usage(FILE *out)
             "\n"
             "Signals: TERM/INT stop gracefully (requests in hand are finished).\n"
             "plugin-call: load one plugin as a worker does and call one method, without a\n"
-            "broker (warren plugin-call --help).\n");
+            "broker (warren plugin-call --help).\n"
+            "status, reload, stop: ask the warren running with FILE, through its control\n"
+            "socket ([pool] control_socket), for its workers' state, to reload its config\n"
+            "(as SIGHUP does) or to stop (as SIGTERM does) (warren status --help).\n");
 }
 
 /* The path of our own binary (malloc'd), or NULL. */
@@ -189,6 +195,13 @@ int main(int argc, char **argv)
     /* A subcommand, for plugin authors' tests (src/plugin_call.c). */
     if (argc > 1 && strcmp(argv[1], "plugin-call") == 0) {
         rc = wr_plugin_call_main(argc - 1, argv + 1, default_plugins);
+        goto out;
+    }
+    /* Clients of a running warren's control socket (src/control_cli.c). */
+    if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0 ||
+                     strcmp(argv[1], "stop") == 0)) {
+        default_config = beside_exe(exe, "etc/warren/warren.conf");
+        rc = wr_control_cli_main(argc - 1, argv + 1, default_config);
         goto out;
     }
     while ((opt = getopt_long(argc, argv, "c:o:tvh", opts, NULL)) != -1) {
