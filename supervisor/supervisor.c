@@ -658,36 +658,31 @@ static int watch_signal(wr_supervisor *sup, uv_signal_t *s, int signum)
 static char *on_control(void *arg, const char *command)
 {
     wr_supervisor *sup = arg;
-    char *reply = NULL;
-    const char *msg;
 
     if (!strcmp(command, "status"))
         return wr_supervisor_status_json(sup);
     if (sup->state == WR_SUP_STOPPING)
-        return strdup("{\"error\":\"warren is stopping\"}");
+        return wr_control_reply_error("warren is stopping");
     if (!strcmp(command, "reload")) {
         wr_info("control socket: reloading %s", sup->args->config_path);
         wr_supervisor_reload(sup);
-        msg = "reloading: the new configuration is checked first; see the log";
-    } else if (!strcmp(command, "stop")) {
-        wr_info("control socket: stopping (each worker finishes its request in hand)");
-        wr_supervisor_stop(sup, WR_EXIT_OK);
-        msg = "stopping: each worker finishes its request in hand";
-    } else if (!strcmp(command, "ttin")) {
-        resize(sup, sup->target + 1, "control socket");
-        msg = "one worker more";
-    } else if (!strcmp(command, "ttou")) {
-        resize(sup, sup->target - 1, "control socket");
-        msg = "one worker fewer";
-    } else {
-        if (asprintf(&reply, "{\"error\":\"unknown command (status, reload, stop, ttin, ttou)\"}") <
-            0)
-            return NULL;
-        return reply;
+        return wr_control_reply_ok("reloading %s: it is checked first; the log says how it went",
+                                   sup->args->config_path);
     }
-    if (asprintf(&reply, "{\"ok\":true,\"message\":\"%s\"}", msg) < 0)
-        return NULL;
-    return reply;
+    if (!strcmp(command, "stop")) {
+        wr_info("control socket: stopping %d worker%s (each finishes its request in hand)",
+                live_children(sup), live_children(sup) == 1 ? "" : "s");
+        wr_supervisor_stop(sup, WR_EXIT_OK);
+        return wr_control_reply_ok("stopping: each worker finishes its request in hand");
+    }
+    if (!strcmp(command, "ttin") || !strcmp(command, "ttou")) {
+        int before = sup->target;
+
+        resize(sup, sup->target + (command[2] == 'i' ? 1 : -1), "control socket");
+        return wr_control_reply_ok("workers: %d → %d", before, sup->target);
+    }
+    return wr_control_reply_error("unknown command \"%.64s\" (status, reload, stop, ttin, ttou)",
+                                  command);
 }
 
 static void start_control(wr_supervisor *sup)

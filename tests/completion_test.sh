@@ -50,6 +50,8 @@ expect "warren-call -f " jsonrpc raw amqpbus
 expect "warren-call --format a" amqpbus
 expect "warren --ch" --check
 expect "warren plug" plugin-call
+expect "warren st" status stop
+expect "warren status --j" --json
 expect "warren plugin-call --pr" --pretty
 expect "warren -o pool.wo" pool.workers=
 expect "warren -o route.rpc.que" route.rpc.queue= route.rpc.queue_type=
@@ -67,6 +69,11 @@ done
 offered=$(complete_line "warren plugin-call --")
 for opt in $("$warren" plugin-call --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
     grep -qx -- "$opt" <<<"$offered" || fail "warren plugin-call: $opt (in --help) is not completed"
+done
+
+offered=$(complete_line "warren status --")
+for opt in $("$warren" status --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+    grep -qx -- "$opt" <<<"$offered" || fail "warren status: $opt (in --help) is not completed"
 done
 
 # Every key of the config table, as -o SECTION.KEY= (route keys after route.NAME.).

@@ -48,6 +48,7 @@ check_options() {
 }
 check_options warren.8 "$build/bin/warren"
 check_options warren.8 "$build/bin/warren" plugin-call
+check_options warren.8 "$build/bin/warren" status
 check_options warren-call.1 "$build/bin/warren-call"
 
 prefix=$(mktemp -d /tmp/warren-man-XXXXXX)

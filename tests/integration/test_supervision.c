@@ -7,11 +7,13 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/integration/fault.h"
@@ -178,8 +180,8 @@ Test(supervision, plugin_replaced_on_disk_is_rolled_in_by_sighup, .timeout = 300
     cr_assert(wr_test_log_wait(&w, "reload complete", 1, 60000), "the roll did not finish:\n%s",
               wr_test_log_read(&w));
     cr_expect(wr_test_log_count(&w, "generation 2: rolling") == 1);
-    cr_expect_eq(wr_test_log_count(&w, "(replaced by a worker of the new configuration)"), 3,
-                 "%s", wr_test_log_read(&w));
+    cr_expect_eq(wr_test_log_count(&w, "(replaced by a worker of the new configuration)"), 3, "%s",
+                 wr_test_log_read(&w));
     for (int i = 1; i <= 30; i++)
         cr_expect_eq(version_call(c, &w, i), 2, "call %d after the roll answered by the old build",
                      i);
@@ -308,4 +310,92 @@ Test(supervision, crash_storm_gives_up_after_startup_timeout, .timeout = 120)
         "%s", log);
     cr_expect(strstr(log, "Last worker error: worker"), "%s", log);
     free(log);
+}
+
+/* `warren status --json` read while one worker runs test.sleep; then
+ * `warren reload` and `warren stop` through the same socket. */
+Test(supervision, status_reload_stop_through_the_control_socket, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    char sock_ov[600], cmd[2048], *out = NULL, *err = NULL;
+    const char *ov[] = {sock_ov, NULL};
+    const char *bin = getenv("WARREN_BIN");
+    const char *req = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[3],\"id\":1}";
+    json_t *doc, *workers, *busy = NULL;
+    json_error_t jerr;
+    wr_client *c;
+    size_t i;
+    char e[256];
+
+    snprintf(sock_ov, sizeof sock_ov, "pool.control_socket=%s/warren.sock", wr_test_warren_dir(&w));
+    start_with(&w, 2, NULL, ov, 1);
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    for (int k = 0; k < 5; k++) { /* some calls served */
+        char corr[16], *r;
+        snprintf(corr, sizeof corr, "e%d", k);
+        r = wr_test_rpc(c, w.queue,
+                        "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1],\"id\":1}", corr,
+                        10000);
+        cr_assert_not_null(r);
+        free(r);
+    }
+    cr_assert_eq(wr_client_publish(c, "", w.queue, req, strlen(req), "sleeper", 1, e, sizeof e), 0,
+                 "%s", e);
+    wr_fault_sleep_ms(1000);
+
+    snprintf(cmd, sizeof cmd, "'%s' status --json -c '%s' -o '%s'", bin, w.conf, sock_ov);
+    cr_assert_eq(wr_test_sh(cmd, &out, &err), 0, "%s: %s", cmd, err ? err : "");
+    doc = json_loads(out, 0, &jerr);
+    cr_assert_not_null(doc, "not JSON (%s): %s", jerr.text, out);
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "state")), "running");
+    cr_expect_eq(json_integer_value(json_object_get(doc, "generation")), 1);
+    cr_expect_eq(json_integer_value(json_object_get(doc, "pid")), w.pid);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(doc, "totals"), "workers")), 2);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(doc, "totals"), "busy")), 1);
+    cr_expect_geq(json_integer_value(json_object_get(json_object_get(doc, "totals"), "handled")),
+                  5);
+    workers = json_object_get(doc, "workers");
+    cr_assert_eq(json_array_size(workers), 2, "%s", out);
+    for (i = 0; i < json_array_size(workers); i++) {
+        json_t *wk = json_array_get(workers, i);
+        cr_expect_gt(json_integer_value(json_object_get(wk, "pid")), 0);
+        cr_expect_gt(json_integer_value(json_object_get(wk, "rss_bytes")), 0);
+        if (!strcmp(json_string_value(json_object_get(wk, "state")), "busy"))
+            busy = wk;
+    }
+    cr_assert_not_null(busy, "no busy worker: %s", out);
+    cr_expect_str_eq(json_string_value(json_object_get(busy, "method")), "test.sleep");
+    cr_expect_str_eq(json_string_value(json_object_get(busy, "route")), "rpc");
+    cr_expect_geq(json_real_value(json_object_get(busy, "busy_s")), 0.5);
+    json_decref(doc);
+    free(out);
+    free(err);
+
+    /* The same for a person. */
+    snprintf(cmd, sizeof cmd, "'%s' status -c '%s' -o '%s'", bin, w.conf, sock_ov);
+    cr_assert_eq(wr_test_sh(cmd, &out, &err), 0, "%s: %s", cmd, err ? err : "");
+    cr_expect(strstr(out, "test.sleep (route rpc)"), "%s", out);
+    free(out);
+    free(err);
+
+    wr_test_warren_write_conf(&w, 3, NULL);
+    snprintf(cmd, sizeof cmd, "'%s' reload -c '%s' -o '%s'", bin, w.conf, sock_ov);
+    cr_assert_eq(wr_test_sh(cmd, &out, &err), 0, "%s: %s", cmd, err ? err : "");
+    free(out);
+    free(err);
+    cr_assert(wait_consumers(&w, 3, 20000), "not 3 consumers after `warren reload`:\n%s",
+              wr_test_log_read(&w));
+
+    snprintf(cmd, sizeof cmd, "'%s' stop -c '%s' -o '%s'", bin, w.conf, sock_ov);
+    cr_assert_eq(wr_test_sh(cmd, &out, &err), 0, "%s: %s", cmd, err ? err : "");
+    free(out);
+    free(err);
+    cr_assert(wr_test_warren_wait_exit(&w, 30000), "warren did not stop");
+    cr_expect(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0, "status %d", w.status);
+    {
+        char path[600];
+        snprintf(path, sizeof path, "%s/warren.sock", wr_test_warren_dir(&w));
+        cr_expect_neq(access(path, F_OK), 0, "the socket was left behind");
+    }
+    wr_client_close(c);
 }
