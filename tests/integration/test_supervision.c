@@ -399,3 +399,42 @@ Test(supervision, status_reload_stop_through_the_control_socket, .timeout = 120)
     }
     wr_client_close(c);
 }
+
+/* min 1, max 4: a backlog of slow calls grows the pool to 4; idle, it
+ * shrinks back to 1. */
+Test(supervision, dynamic_pool_grows_under_a_backlog_and_shrinks_when_idle, .timeout = 180)
+{
+    wr_test_warren w = {0};
+    const char *ov[] = {"pool.min_workers=1", "pool.max_workers=4", "pool.idle_timeout=2", NULL};
+    const char *req = "{\"jsonrpc\":\"2.0\",\"method\":\"test.sleep\",\"params\":[0.5],\"id\":1}";
+    wr_client *c;
+    int answered = 0;
+    char e[256];
+
+    start_with(&w, 1, NULL, ov, 1);
+    cr_assert(wait_consumers(&w, 1, 20000));
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    for (int i = 0; i < 40; i++) {
+        char corr[16];
+        snprintf(corr, sizeof corr, "s%d", i);
+        cr_assert_eq(wr_client_publish(c, "", w.queue, req, strlen(req), corr, 1, e, sizeof e), 0,
+                     "%s", e);
+    }
+    cr_assert(wr_test_log_wait(&w, "dynamic pool: all 3 workers busy", 1, 30000),
+              "the pool did not grow to 4:\n%s", wr_test_log_read(&w));
+    while (answered < 40) {
+        wr_client_reply r;
+        int got = wr_client_recv(c, 30000, &r, e, sizeof e);
+
+        cr_assert_eq(got, 1, "only %d of 40 slow calls answered: %s", answered, e);
+        cr_expect(strstr(r.body, "\"result\""), "%s", r.body);
+        wr_client_reply_free(&r);
+        answered++;
+    }
+    cr_expect_eq(wr_test_log_count(&w, "dynamic pool: all 4 workers busy"), 0, "grew past max");
+    cr_assert(wr_test_log_wait(&w, "dynamic pool: worker", 3, 30000),
+              "the pool did not shrink:\n%s", wr_test_log_read(&w));
+    cr_assert(wait_consumers(&w, 1, 20000), "not back to 1 consumer:\n%s", wr_test_log_read(&w));
+    wr_client_close(c);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
