@@ -302,6 +302,10 @@ Test(worker_reports, backlog_is_counted_while_the_supervisor_asks, .timeout = 12
     wr_slot_read(s, &v);
     cr_assert_eq(v.backlog_ms, at, "still counting after want_backlog was cleared");
 
+    /* Without max_requests, 51 calls and no request to retire. */
+    read_status(&h, 0);
+    cr_assert_eq(count_lines(&h, "retire"), 0, "status lines: %s", h.lines);
+
     wr_client_close(c);
     stop_worker(&w, &h);
     wr_slot_read(s, &v);
