@@ -13,6 +13,7 @@
 _Static_assert(sizeof "poison " + 3 * WR_IPC_TOKEN_MAX + 11 + 2 * WR_IPC_TOKEN_MAX + 1 <=
                    WR_IPC_LINE_MAX,
                "poison line");
+_Static_assert(sizeof "retire " + 2 * WR_IPC_TOKEN_MAX + 1 <= WR_IPC_LINE_MAX, "retire line");
 
 /* Copy SRC into DST as one token: no spaces or control characters, never
  * empty. */
@@ -80,6 +81,10 @@ int wr_ipc_format(const wr_ipc_msg *msg, char *line, size_t size)
     case WR_IPC_SYNC:
         n = snprintf(line, size, "sync\n");
         break;
+    case WR_IPC_RETIRE:
+        text(why, sizeof why, msg->why);
+        n = snprintf(line, size, "retire %s\n", why[0] ? why : "-");
+        break;
     default:
         return -1;
     }
@@ -131,6 +136,14 @@ int wr_ipc_parse(const char *line, wr_ipc_msg *msg)
     }
     if (strcmp(kind, "sync") == 0) {
         msg->type = WR_IPC_SYNC;
+        return 0;
+    }
+    if (strcmp(kind, "retire") == 0) {
+        int off = 0;
+        msg->type = WR_IPC_RETIRE;
+        if (sscanf(line, "retire %n", &off) != 0 || off == 0 || !line[off])
+            return -1;
+        text(msg->why, sizeof msg->why, line + off);
         return 0;
     }
     return -1;

@@ -4,6 +4,12 @@
  * (new tokens go at the end; old readers ignore them):
  *
  *   ready                            consuming (again, after a reconnect)
+ *   retire WHY...                    time to replace me, for reason WHY
+ *                                    (free text, rest of line; today
+ *                                    "max_requests L": I answered my L
+ *                                    requests).  Sent once; the worker
+ *                                    keeps serving until it is told to
+ *                                    stop (SIGTERM)
  *
  * What a worker is doing call by call (which request: route, method,
  * MSGID = correlation_id or message_id or "-", HASH of the body, see
@@ -41,7 +47,8 @@ typedef enum wr_ipc_type {
                       msgid, hash), as the scoreboard and the poison list
                       keep it */
     WR_IPC_POISON, /* supervisor → worker */
-    WR_IPC_SYNC    /* supervisor → worker */
+    WR_IPC_SYNC,   /* supervisor → worker */
+    WR_IPC_RETIRE  /* worker → supervisor: replace me; why says why */
 } wr_ipc_type;
 
 typedef struct wr_ipc_msg {
@@ -51,7 +58,7 @@ typedef struct wr_ipc_msg {
     char msgid[WR_IPC_TOKEN_MAX];
     char hash[WR_IPC_TOKEN_MAX];
     unsigned deaths;                /* poison */
-    char why[2 * WR_IPC_TOKEN_MAX]; /* poison: free text, rest of line */
+    char why[2 * WR_IPC_TOKEN_MAX]; /* poison, retire: free text, rest of line */
 } wr_ipc_msg;
 
 /* The identity of a message body for poison tracking: 64-bit FNV-1a, over

@@ -13,6 +13,7 @@
 
 static char log_ident[64] = "warren";
 static int log_level = WR_LOG_INFO;
+static void (*log_hook)(int level, const char *msg);
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
@@ -26,12 +27,17 @@ void wr_log_set_level(int level)
     log_level = level;
 }
 
+void wr_log_set_hook(void (*fn)(int level, const char *msg))
+{
+    log_hook = fn;
+}
+
 void wr_logv(int level, const char *fmt, va_list ap)
 {
     char line[2048];
     struct timeval tv;
     struct tm tm;
-    size_t n;
+    size_t n, text;
     int r;
 
     if (level > log_level)
@@ -45,15 +51,21 @@ void wr_logv(int level, const char *fmt, va_list ap)
                  (int)getpid(), log_ident, level_names[level < 4 ? level : 3]);
     if (r > 0)
         n += (size_t)r < sizeof line - n ? (size_t)r : sizeof line - n - 1;
+    text = n;
     r = vsnprintf(line + n, sizeof line - n, fmt, ap);
     if (r > 0)
         n += (size_t)r < sizeof line - n ? (size_t)r : sizeof line - n - 1;
     if (n >= sizeof line - 1)
         n = sizeof line - 2;
     line[n++] = '\n';
-    /* Best effort: there is nowhere else to report a failed log write. */
-    if (write(STDERR_FILENO, line, n) < 0)
-        return;
+    if (write(STDERR_FILENO, line, n) < 0) {
+        /* Best effort: there is nowhere else to report a failed log
+         * write.  The hook still sees the line. */
+    }
+    if (log_hook && text < n) {
+        line[n - 1] = '\0'; /* the newline */
+        log_hook(level, line + text);
+    }
 }
 
 void wr_log(int level, const char *fmt, ...)

@@ -18,6 +18,13 @@ void wr_log_set_level(int level);
 void wr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void wr_logv(int level, const char *fmt, va_list ap);
 
+/* Call FN(LEVEL, MSG) for each line written, after it is written: MSG is
+ * the message text alone (no time, pid or level), NUL-terminated, valid
+ * only during the call.  FN runs on the thread that logged and must not
+ * log.  NULL removes the hook.  The worker copies its ERROR lines into
+ * its scoreboard slot with it. */
+void wr_log_set_hook(void (*fn)(int level, const char *msg));
+
 #define wr_error(...) wr_log(WR_LOG_ERROR, __VA_ARGS__)
 #define wr_warn(...) wr_log(WR_LOG_WARN, __VA_ARGS__)
 #define wr_info(...) wr_log(WR_LOG_INFO, __VA_ARGS__)

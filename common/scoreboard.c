@@ -72,6 +72,10 @@ void wr_slot_read(const wr_slot *s, wr_slot_view *out)
         out->busy_since_ms = s->busy_since_ms;
         out->handled = s->handled;
         out->failed = s->failed;
+        out->backlog = s->backlog;
+        out->backlog_ms = s->backlog_ms;
+        memcpy(out->last_error, s->last_error, sizeof s->last_error);
+        out->last_error[sizeof s->last_error - 1] = '\0';
         if (out->busy) {
             out->current.type = WR_IPC_START;
             memcpy(out->current.route, s->route, sizeof s->route);
@@ -89,6 +93,11 @@ void wr_slot_read(const wr_slot *s, wr_slot_view *out)
             tries >= 1000)
             return;
     }
+}
+
+void wr_slot_want_backlog(wr_slot *s, int on)
+{
+    atomic_store_explicit(&s->want_backlog, on ? 1 : 0, memory_order_relaxed);
 }
 
 wr_slot *wr_slot_attach(int index)
@@ -169,7 +178,22 @@ void wr_slot_end(wr_slot *s, unsigned long handled, unsigned long failed)
     write_end(s);
 }
 
-void wr_slot_want_backlog(wr_slot *s, int on) /* TEMPORARY (workerside branch) */
+int wr_slot_backlog_wanted(const wr_slot *s)
 {
-    atomic_store(&s->want_backlog, on);
+    return atomic_load_explicit((atomic_int *)&s->want_backlog, memory_order_relaxed);
+}
+
+void wr_slot_set_backlog(wr_slot *s, long backlog, long long at_ms)
+{
+    write_begin(s);
+    s->backlog = backlog;
+    s->backlog_ms = at_ms;
+    write_end(s);
+}
+
+void wr_slot_set_error(wr_slot *s, const char *msg)
+{
+    write_begin(s);
+    put(s->last_error, sizeof s->last_error, msg);
+    write_end(s);
 }

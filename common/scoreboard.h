@@ -16,6 +16,13 @@
  * seqlock).  A reader retries while it is odd or changed under it; a
  * slot whose worker died mid-write (odd for good) reads as idle, since
  * the worker was in warren's code then, not in a handler.
+ *
+ * One field goes the other way: want_backlog, set by the supervisor
+ * (wr_slot_want_backlog) and only read by the worker, is a plain atomic
+ * outside the seqlock.  While it is set the worker counts, between calls
+ * and at most once a second, the messages ready in its routes' queues
+ * (worker/backlog.c) and writes the sum into backlog, for the dynamic
+ * pool.  wr_scoreboard_clear zeroes it with the rest: set it again after.
  */
 #ifndef WR_SCOREBOARD_H
 #define WR_SCOREBOARD_H
@@ -25,6 +32,7 @@
 #include "common/ipc.h"
 
 #define WR_SCOREBOARD_FD 4
+#define WR_SLOT_ERROR_MAX 256 /* last_error, with its NUL */
 
 typedef struct wr_slot {
     atomic_uint seq;
@@ -36,10 +44,11 @@ typedef struct wr_slot {
     char method[WR_IPC_TOKEN_MAX];
     char msgid[WR_IPC_TOKEN_MAX];
     char hash[17];
-    int private_copy; /* the worker's own memory (no fd 4): wr_slot_detach frees it */
-    long backlog;     /* TEMPORARY (workerside branch) */
-    long long backlog_ms;
-    atomic_int want_backlog;
+    int private_copy;     /* the worker's own memory (no fd 4): wr_slot_detach frees it */
+    long backlog;         /* messages ready in my routes' queues, summed; -1: unknown */
+    long long backlog_ms; /* CLOCK_MONOTONIC ms when it was counted; 0: never */
+    char last_error[WR_SLOT_ERROR_MAX]; /* my latest ERROR log line's text, or "" */
+    atomic_int want_backlog;            /* the supervisor's: count the backlog (not under seq) */
 } wr_slot;
 
 /* What a reader gets: a consistent copy. */
@@ -47,10 +56,11 @@ typedef struct wr_slot_view {
     int busy;
     long long busy_since_ms;
     unsigned long handled, failed;
-    long backlog; /* TEMPORARY (workerside branch) */
-    long long backlog_ms;
-    wr_ipc_msg current; /* type WR_IPC_START with route, method, msgid and
-                           hash while busy; all zero when idle */
+    wr_ipc_msg current;   /* type WR_IPC_START with route, method, msgid and
+                             hash while busy; all zero when idle */
+    long backlog;         /* -1: unknown (see wr_slot) */
+    long long backlog_ms; /* 0: never counted */
+    char last_error[WR_SLOT_ERROR_MAX];
 } wr_slot_view;
 
 /* ---- the supervisor's side ---- */
@@ -74,10 +84,12 @@ void wr_scoreboard_clear(const wr_scoreboard *sb, int i);
 /* A consistent copy of S. */
 void wr_slot_read(const wr_slot *s, wr_slot_view *out);
 
+/* Ask S's worker to count its backlog (ON nonzero) or to stop counting.
+ * A plain atomic store: the worker sees it on its next turn. */
+void wr_slot_want_backlog(wr_slot *s, int on);
+
 /* Now, CLOCK_MONOTONIC, in milliseconds (the slots' clock). */
 long long wr_monotonic_ms(void);
-
-void wr_slot_want_backlog(wr_slot *s, int on); /* TEMPORARY (workerside branch) */
 
 /* ---- the worker's side ---- */
 
@@ -95,5 +107,17 @@ void wr_slot_begin(wr_slot *s, const wr_ipc_msg *m);
 /* The request in hand ended: answered (the counters are the new totals)
  * or dropped unanswered (the connection failed; the counters unchanged). */
 void wr_slot_end(wr_slot *s, unsigned long handled, unsigned long failed);
+
+/* Whether the supervisor wants the backlog counted (wr_slot_want_backlog). */
+int wr_slot_backlog_wanted(const wr_slot *s);
+
+/* The backlog was counted at AT_MS (CLOCK_MONOTONIC): BACKLOG messages
+ * ready, or -1 when the count failed. */
+void wr_slot_set_backlog(wr_slot *s, long backlog, long long at_ms);
+
+/* The worker's latest error: MSG, cut to WR_SLOT_ERROR_MAX - 1 bytes.
+ * Only the thread that writes the other fields may call it (a seqlock has
+ * one writer). */
+void wr_slot_set_error(wr_slot *s, const char *msg);
 
 #endif

@@ -25,8 +25,12 @@
  *
  * What the worker is doing (idle, or which request since when) and its
  * counters are in its scoreboard slot (common/scoreboard.h): stores into
- * shared memory, no system call per call.  The status pipe carries only
- * "ready".
+ * shared memory, no system call per call.  The slot also keeps the
+ * worker's latest ERROR log line (the supervisor's crash-storm exit
+ * quotes it) and, while the supervisor asks, the backlog of its queues,
+ * counted between calls (worker/backlog.h).  The status pipe carries
+ * "ready", and "retire" once [pool] max_requests is reached
+ * (worker/recycle.h).
  *
  * Broker loss: the job in hand is finished but its reply is dropped, and
  * answered requests not yet confirmed are forgotten (the delivery tags
@@ -45,6 +49,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +66,7 @@
 #include "common/nodes.h"
 #include "common/scoreboard.h"
 #include "worker/attempts.h"
+#include "worker/backlog.h"
 #include "worker/commands.h"
 #include "worker/connect_options.h"
 #include "worker/deadletter.h"
@@ -68,6 +74,7 @@
 #include "worker/dispatch.h"
 #include "worker/outbox.h"
 #include "worker/plugin_loader.h"
+#include "worker/recycle.h"
 #include "worker/reply.h"
 #include "worker/runner.h"
 #include "worker/signals.h"
@@ -123,9 +130,15 @@ typedef struct worker {
     wr_slot *slot;     /* what the supervisor knows of us */
 
     unsigned long handled, failed;
+    unsigned long retire_after;     /* ask to be replaced when handled reaches it; 0: never */
     unsigned long returned, nacked; /* replies that reached no one */
     wr_expired_stats expired;       /* not run: their deadline had passed */
     int ipc_ok;
+
+    /* The backlog count (worker/backlog.h), while the supervisor wants it. */
+    int backlog_open;          /* WR_BACKLOG_CHANNEL is open on this connection */
+    int backlog_failing;       /* the last count failed (logged once) */
+    long long backlog_next_ms; /* no count before this (CLOCK_MONOTONIC) */
 
     wr_commands commands; /* from the supervisor, on stdin */
     int exit_code;        /* nonzero: stop and exit with it (a queue that exists
@@ -142,6 +155,32 @@ static void report(worker *w, const wr_ipc_msg *m)
 
 static int finish_job(worker *w, int reject);
 static void drop_job(worker *w);
+
+/* The answered count reached this worker's max_requests draw: ask the
+ * supervisor for a replacement, once, and carry on serving until it
+ * stops us. */
+static void ask_to_retire(worker *w)
+{
+    wr_ipc_msg m = {.type = WR_IPC_RETIRE};
+
+    snprintf(m.why, sizeof m.why, "max_requests %lu", w->retire_after);
+    wr_info("answered %lu requests (max_requests %d, with jitter): %s", w->handled,
+            w->cfg->max_requests,
+            w->ipc_ok ? "asking the supervisor to replace me" : "no supervisor to replace me");
+    report(w, &m);
+}
+
+/* Where ERROR log lines go besides stderr: the slot, for the supervisor
+ * to quote after we die.  Only the main thread writes the slot (a seqlock
+ * has one writer), so lines from the handler thread are left out. */
+static wr_slot *error_slot;
+static pthread_t error_thread;
+
+static void keep_error(int level, const char *msg)
+{
+    if (level == WR_LOG_ERROR && error_slot && pthread_equal(pthread_self(), error_thread))
+        wr_slot_set_error(error_slot, msg);
+}
 
 /* Copy LEN bytes of SRC into OUT (SIZE bytes), cut to fit, terminated:
  * on the per-call path, where snprintf costs more than the rest of it. */
@@ -385,6 +424,8 @@ static int finish_job(worker *w, int reject)
     if (w->job.nerrors)
         w->failed++;
     wr_slot_end(w->slot, w->handled, w->failed);
+    if (w->handled == w->retire_after)
+        ask_to_retire(w);
     return settle(w); /* nothing published: acked at once */
 }
 
@@ -609,6 +650,55 @@ static int start_next(worker *w)
     return start_job(w, rq) < 0 ? -1 : 1;
 }
 
+/* Whether a backlog count is due: asked for, and a second since the last. */
+static int backlog_due(const worker *w)
+{
+    return wr_slot_backlog_wanted(w->slot) && wr_monotonic_ms() >= w->backlog_next_ms;
+}
+
+/*
+ * Count the backlog into the slot (between calls: never while a handler
+ * runs).  A failure the connection survives reports -1 and logs once, at
+ * debug level, until a count succeeds again.  Returns 0, or -1 when the
+ * connection failed.
+ */
+static int count_backlog(worker *w)
+{
+    char err[512] = "";
+    long n = wr_backlog_count(w->conn, WR_BACKLOG_CHANNEL, &w->backlog_open, w->queues,
+                              w->cfg->nroutes, err, sizeof err);
+    long long now = wr_monotonic_ms();
+
+    w->backlog_next_ms = now + 1000;
+    wr_slot_set_backlog(w->slot, n < 0 ? -1 : n, now);
+    if (n == WR_BACKLOG_CONNECTION_LOST) {
+        wr_error("connection lost counting the backlog: %s", err);
+        return -1;
+    }
+    if (n < 0 && !w->backlog_failing)
+        wr_debug("cannot count the backlog (%s); reporting it as unknown", err);
+    w->backlog_failing = n < 0;
+    return 0;
+}
+
+/* How long poll() may sleep: TICK_MS, but between calls at most a second
+ * (the supervisor may set want_backlog while we wait: an idle worker
+ * must see it, and then count about once a second), and no later than
+ * the next backlog count is due. */
+static int wait_ms(const worker *w, int tick_ms)
+{
+    long long left;
+
+    if (w->busy)
+        return tick_ms;
+    if (tick_ms > 1000)
+        tick_ms = 1000;
+    if (!wr_slot_backlog_wanted(w->slot))
+        return tick_ms;
+    left = w->backlog_next_ms - wr_monotonic_ms();
+    return left <= 0 ? 0 : left < tick_ms ? (int)left : tick_ms;
+}
+
 /*
  * The event loop of one connection.  Returns SERVE_STOP once a stop was
  * requested, the job in hand is answered and every answered request is
@@ -634,6 +724,9 @@ static int serve(worker *w)
             if (rc < 0)
                 return SERVE_RECONNECT;
         }
+        /* Between calls: the supervisor may want our queues' backlog. */
+        if (!w->busy && !wr_signals_stopping() && backlog_due(w) && count_backlog(w) < 0)
+            return SERVE_RECONNECT;
         if (!w->busy && wr_signals_stopping()) {
             /* Deliveries not started go back to the queue with the
              * channel; answered ones wait for their confirms. */
@@ -655,7 +748,7 @@ static int serve(worker *w)
                 /* POLLHUP: the supervisor is gone */
                 [P_SUPERVISOR] = {.fd = w->ipc_ok ? WR_IPC_FD : -1, .events = 0},
             };
-            int n = poll(fds, P_COUNT, tick_ms);
+            int n = poll(fds, P_COUNT, wait_ms(w, tick_ms));
 
             if (n < 0 && errno != EINTR) {
                 wr_error("poll: %s", strerror(errno));
@@ -728,6 +821,11 @@ static int worker_open(worker *w, const char *plugin_dir, long long started_ms)
         wr_error("cannot map my scoreboard slot: %s", strerror(errno));
         return WR_EXIT_SOFTWARE;
     }
+    wr_slot_set_backlog(w->slot, -1, 0); /* not counted yet */
+    error_slot = w->slot;
+    error_thread = pthread_self();
+    wr_log_set_hook(keep_error);
+    w->retire_after = wr_recycle_limit(cfg->max_requests, wr_recycle_seed());
     if (wr_signals_install() < 0) {
         wr_error("cannot set up signals: %s", strerror(errno));
         return WR_EXIT_SOFTWARE;
@@ -798,6 +896,8 @@ static void worker_close(worker *w)
     wr_plugins_unload(w->plugins);
     wr_commands_free(&w->commands);
     wr_signals_close();
+    wr_log_set_hook(NULL);
+    error_slot = NULL;
     wr_slot_detach(w->slot);
 }
 
@@ -863,8 +963,14 @@ static void run(worker *w)
         wr_uri_node(wr_nodes_uri(&nodes), node, sizeof node);
         w->conn = wr_amqp_open(wr_nodes_uri(&nodes), &opt, &failure, err, sizeof err);
         if (!w->conn) {
+            char why[sizeof node + sizeof err + 16]; /* cut to fit the slot */
+
             backoff = wr_worker_tls_backoff(failure, backoff);
             wr_warn("broker %s: %s; retrying in %d ms", node, err, backoff);
+            /* A warning (we retry), but the error a pool that never
+             * starts dies of: the supervisor quotes it. */
+            snprintf(why, sizeof why, "broker %s: %s", node, err);
+            wr_slot_set_error(w->slot, why);
         } else if (confirm_mode(w) < 0 || (rc = wr_topology_setup(w->conn, CHANNEL, cfg, w->queues,
                                                                   w->consumer_tags)) < 0) {
             /* The broker may have closed the connection (3.10 does, with
@@ -878,6 +984,8 @@ static void run(worker *w)
             }
         } else {
             backoff = BACKOFF_MIN_MS;
+            w->backlog_open = 0; /* a new connection */
+            w->backlog_failing = 0;
             wr_info("consuming from %zu route%s, prefetch %d, on broker %s", cfg->nroutes,
                     cfg->nroutes == 1 ? "" : "s", cfg->prefetch, node);
             report(w, &ready);

@@ -220,3 +220,28 @@ Test(ipc, send_writes_one_line)
     cr_assert_eq(wr_ipc_send(fds[1], &(wr_ipc_msg){.type = (wr_ipc_type)99}), -1);
     close(fds[1]);
 }
+
+/* A worker asks to be replaced (max_requests), saying why in free text. */
+Test(ipc, retire_round_trips_with_its_reason)
+{
+    wr_ipc_msg m = {.type = WR_IPC_RETIRE}, out;
+    char line[WR_IPC_LINE_MAX];
+
+    strcpy(m.why, "max_requests 19");
+    round_trip(&m, &out, line);
+    cr_assert_str_eq(line, "retire max_requests 19");
+    cr_assert_str_eq(out.why, "max_requests 19");
+
+    /* Control characters cannot end the line early. */
+    strcpy(m.why, "max_rss 1\n2");
+    round_trip(&m, &out, line);
+    cr_assert_str_eq(line, "retire max_rss 1 2");
+
+    /* Never without a reason. */
+    m.why[0] = '\0';
+    round_trip(&m, &out, line);
+    cr_assert_str_eq(line, "retire -");
+    cr_assert_eq(wr_ipc_parse("retire", &out), -1);
+    cr_assert_eq(wr_ipc_parse("retire   ", &out), -1);
+    cr_assert_eq(wr_ipc_parse("retirement max_requests 3", &out), -1);
+}

@@ -152,3 +152,87 @@ Test(scoreboard, without_fd_4_a_worker_gets_a_private_slot)
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
 }
+
+/* What the supervisor's side reads for pool decisions and a crash storm:
+ * the backlog and when it was counted, the last error. */
+static void report_backlog_and_error(int index)
+{
+    wr_slot *s = wr_slot_attach(index);
+    char longer[2 * WR_SLOT_ERROR_MAX];
+
+    if (!s)
+        _exit(91);
+    /* The supervisor asked for it before we started. */
+    if (!wr_slot_backlog_wanted(s))
+        _exit(92);
+    wr_slot_set_backlog(s, 42, 1234);
+    wr_slot_set_error(s, "first error");
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    wr_slot_set_error(s, longer);
+    wr_slot_set_error(s, "broker 127.0.0.1:1: connection refused");
+}
+
+Test(scoreboard, backlog_and_last_error_round_trip)
+{
+    wr_scoreboard sb;
+    wr_slot_view v;
+
+    cr_assert_eq(wr_scoreboard_create(&sb, 2), 0);
+    wr_slot_want_backlog(wr_scoreboard_slot(&sb, 1), 1);
+    in_worker(&sb, report_backlog_and_error, 1);
+    wr_slot_read(wr_scoreboard_slot(&sb, 1), &v);
+    cr_assert_eq(v.backlog, 42);
+    cr_assert_eq(v.backlog_ms, 1234);
+    cr_assert_str_eq(v.last_error, "broker 127.0.0.1:1: connection refused");
+
+    /* Unknown after a failed count. */
+    wr_slot_set_backlog(wr_scoreboard_slot(&sb, 1), -1, 5678);
+    wr_slot_read(wr_scoreboard_slot(&sb, 1), &v);
+    cr_assert_eq(v.backlog, -1);
+    cr_assert_eq(v.backlog_ms, 5678);
+
+    /* The neighbour never counted and never failed. */
+    wr_slot_read(wr_scoreboard_slot(&sb, 0), &v);
+    cr_assert_eq(v.backlog_ms, 0);
+    cr_assert_str_eq(v.last_error, "");
+    wr_scoreboard_destroy(&sb);
+}
+
+Test(scoreboard, last_error_is_cut_to_fit)
+{
+    wr_scoreboard sb;
+    wr_slot_view v;
+    char longer[2 * WR_SLOT_ERROR_MAX];
+
+    cr_assert_eq(wr_scoreboard_create(&sb, 1), 0);
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    wr_slot_set_error(wr_scoreboard_slot(&sb, 0), longer);
+    wr_slot_read(wr_scoreboard_slot(&sb, 0), &v);
+    cr_assert_eq(strlen(v.last_error), WR_SLOT_ERROR_MAX - 1);
+    wr_scoreboard_destroy(&sb);
+}
+
+Test(scoreboard, want_backlog_is_the_supervisors_switch)
+{
+    wr_scoreboard sb;
+    wr_slot *s;
+    unsigned seq;
+
+    cr_assert_eq(wr_scoreboard_create(&sb, 1), 0);
+    s = wr_scoreboard_slot(&sb, 0);
+    cr_assert_not(wr_slot_backlog_wanted(s));
+    seq = atomic_load(&s->seq);
+    wr_slot_want_backlog(s, 1);
+    cr_assert(wr_slot_backlog_wanted(s));
+    /* Outside the seqlock: the worker's writes are not disturbed. */
+    cr_assert_eq(atomic_load(&s->seq), seq);
+    wr_slot_want_backlog(s, 0);
+    cr_assert_not(wr_slot_backlog_wanted(s));
+    /* A restarted worker's slot starts without it. */
+    wr_slot_want_backlog(s, 1);
+    wr_scoreboard_clear(&sb, 0);
+    cr_assert_not(wr_slot_backlog_wanted(s));
+    wr_scoreboard_destroy(&sb);
+}
