@@ -34,7 +34,7 @@ typedef struct wr_child {
      * (REPLACEMENT) is consuming: max_requests, max_rss. */
     int retiring;
     uint64_t term_ms;
-    char recycle[96];           /* why, or "" */
+    char recycle[WR_IPC_LINE_MAX]; /* why, or "" */
     struct wr_child *replacing; /* a starting worker: the one it is to replace */
     int timed_out;              /* seconds of the request_timeout that killed it, or 0 */
 

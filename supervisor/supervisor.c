@@ -179,7 +179,12 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
            slot.failed);
     if (failed) {
         snprintf(c->last_death, sizeof c->last_death, "%s%s", how, doing);
-        snprintf(sup->last_error, sizeof sup->last_error, "worker %d %s%s", c->index, how, doing);
+        if (slot.last_error[0])
+            snprintf(sup->last_error, sizeof sup->last_error, "worker %d %s: %s", c->index, how,
+                     slot.last_error);
+        else
+            snprintf(sup->last_error, sizeof sup->last_error, "worker %d %s%s", c->index, how,
+                     doing);
         sup->died_since_none_ready = 1;
     }
     if (slot.busy && sup->state != WR_SUP_STOPPING && failed)
@@ -285,6 +290,16 @@ void wr_supervisor_child_status(wr_supervisor *sup, wr_child *c, const wr_ipc_ms
             }
         }
         wr_supervisor_converge(sup);
+        break;
+    case WR_IPC_RETIRE:
+        /* max_requests: it goes on serving until its replacement
+         * consumes, then it is told to leave. */
+        if (!c->recycle[0] && !c->retiring) {
+            snprintf(c->recycle, sizeof c->recycle, "%s", m->why);
+            wr_info("worker %d (pid %d) asks to be replaced (%s); starting its replacement",
+                    c->index, c->pid, c->recycle);
+            wr_supervisor_converge(sup);
+        }
         break;
     default: /* commands go the other way */
         wr_warn("worker %d: unexpected status line type %d", c->index, (int)m->type);

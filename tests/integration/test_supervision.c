@@ -438,3 +438,26 @@ Test(supervision, dynamic_pool_grows_under_a_backlog_and_shrinks_when_idle, .tim
     wr_client_close(c);
     cr_assert_eq(wr_test_warren_stop(&w), 0);
 }
+
+Test(supervision, max_requests_recycles_workers_under_load, .timeout = 300)
+{
+    wr_test_warren w = {0};
+    const char *ov[] = {"pool.max_requests=300", NULL};
+    wr_fault_bench b;
+    wr_fault_result r;
+    int recycled;
+    char what[128];
+
+    start_with(&w, 2, NULL, ov, 1);
+    wr_fault_bench_start(&b, &w, 16);
+    cr_assert(wr_fault_bench_wait_answered(&b, 200, 60000), "the load did not start flowing");
+    cr_assert(wr_test_log_wait(&w, "(max_requests ", 8, 60000), "too few recycled:\n%s",
+              wr_test_log_read(&w));
+    r = wr_fault_bench_finish(&b);
+    recycled = wr_test_log_count(&w, "asks to be replaced (max_requests ");
+    snprintf(what, sizeof what, "max_requests = 300: %d workers recycled", recycled);
+    expect_nothing_lost("max_requests_recycling", &r, what);
+    /* Each retired between calls, after its replacement consumed. */
+    cr_expect_geq(wr_test_log_count(&w, "retiring it (max_requests "), 4);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
