@@ -451,7 +451,7 @@ Test(supervision, max_requests_recycles_workers_under_load, .timeout = 300)
     start_with(&w, 2, NULL, ov, 1);
     wr_fault_bench_start(&b, &w, 16);
     cr_assert(wr_fault_bench_wait_answered(&b, 200, 60000), "the load did not start flowing");
-    cr_assert(wr_test_log_wait(&w, "(max_requests ", 8, 60000), "too few recycled:\n%s",
+    cr_assert(wr_test_log_wait(&w, "retiring it (max_requests ", 4, 60000), "too few recycled:\n%s",
               wr_test_log_read(&w));
     r = wr_fault_bench_finish(&b);
     recycled = wr_test_log_count(&w, "asks to be replaced (max_requests ");
