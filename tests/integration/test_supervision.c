@@ -8,11 +8,14 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -460,4 +463,77 @@ Test(supervision, max_requests_recycles_workers_under_load, .timeout = 300)
     /* Each retired between calls, after its replacement consumed. */
     cr_expect_geq(wr_test_log_count(&w, "retiring it (max_requests "), 4);
     cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
+
+/* The sd_notify datagrams, read from a NOTIFY_SOCKET the test binds. */
+static int notify_open(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_geq(fd, 0);
+    cr_assert_lt(strlen(path), sizeof a.sun_path);
+    strcpy(a.sun_path, path);
+    unlink(path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0, "bind %s: %s", path,
+                 strerror(errno));
+    return fd;
+}
+
+/* Wait up to TIMEOUT_MS for a datagram holding NEEDLE; the datagram in
+ * BUF.  1 if one came. */
+static int notify_wait(int fd, const char *needle, char *buf, size_t len, int timeout_ms)
+{
+    long end = wr_fault_now_ms() + timeout_ms;
+
+    for (;;) {
+        long left = end - wr_fault_now_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return 0;
+        n = recv(fd, buf, len - 1, 0);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        if (strstr(buf, needle))
+            return 1;
+    }
+}
+
+Test(supervision, systemd_notify_ready_reloading_watchdog_stopping, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    char path[600], buf[1024];
+    int fd, consumers;
+
+    snprintf(path, sizeof path, "%s/notify.sock", wr_test_warren_dir(&w));
+    fd = notify_open(path);
+    setenv("NOTIFY_SOCKET", path, 1);
+    setenv("WATCHDOG_USEC", "1000000", 1);
+    start_with(&w, 3, NULL, NULL, 0);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+
+    cr_assert(notify_wait(fd, "READY=1", buf, sizeof buf, 30000), "no READY=1:\n%s",
+              wr_test_log_read(&w));
+    /* Ready means every worker consumes: the broker says so already. */
+    consumers = wr_test_queue_stat(w.queue, "consumers");
+    cr_expect_eq(consumers, 3, "READY=1 with %d consumers", consumers);
+    cr_expect(strstr(buf, "STATUS=3 workers"), "%s", buf);
+    cr_assert(notify_wait(fd, "WATCHDOG=1", buf, sizeof buf, 3000), "no WATCHDOG=1");
+
+    wr_test_warren_write_conf(&w, 2, NULL);
+    signal_warren(&w, SIGHUP);
+    cr_assert(notify_wait(fd, "RELOADING=1", buf, sizeof buf, 10000), "no RELOADING=1");
+    cr_expect(strstr(buf, "MONOTONIC_USEC="), "%s", buf);
+    cr_assert(notify_wait(fd, "READY=1", buf, sizeof buf, 30000), "no READY=1 after the reload");
+    cr_assert(notify_wait(fd, "STATUS=2 workers", buf, sizeof buf, 10000), "no STATUS for 2");
+
+    signal_warren(&w, SIGTERM);
+    cr_assert(notify_wait(fd, "STOPPING=1", buf, sizeof buf, 10000), "no STOPPING=1");
+    cr_assert(wr_test_warren_wait_exit(&w, 30000));
+    close(fd);
+    unlink(path);
 }
