@@ -40,7 +40,7 @@ typedef struct wr_child {
 
     /* What `warren status` shows. */
     unsigned restarts;
-    char last_death[256];
+    char last_death[1024];
     long rss;                   /* bytes, as of the last tick */
     unsigned long last_handled; /* the slot's count as of the last tick */
     uint64_t idle_since_ms;     /* uv_now() of its last sign of work */

@@ -73,7 +73,7 @@ typedef struct wr_supervisor {
      * whether a worker died since. */
     uint64_t none_ready_since;
     int died_since_none_ready;
-    char last_error[512];
+    char last_error[1024];
     unsigned long gone_handled, gone_failed; /* counted by workers now gone */
 
     /* Reload: the --check child, and a reload asked for while it runs. */
