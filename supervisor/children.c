@@ -241,6 +241,7 @@ int wr_children_spawn(wr_child *c)
     opt.file = sup->exe;
     opt.args = args;
     opt.exit_cb = on_process_exit;
+    opt.env = sup->worker_env;
     opt.stdio_count = 5;
     opt.stdio = stdio;
 

@@ -35,8 +35,8 @@ typedef struct wr_child {
     int retiring;
     uint64_t term_ms;
     char recycle[WR_IPC_LINE_MAX]; /* why, or "" */
-    struct wr_child *replacing; /* a starting worker: the one it is to replace */
-    int timed_out;              /* seconds of the request_timeout that killed it, or 0 */
+    struct wr_child *replacing;    /* a starting worker: the one it is to replace */
+    int timed_out;                 /* seconds of the request_timeout that killed it, or 0 */
 
     /* What `warren status` shows. */
     unsigned restarts;

@@ -737,6 +737,31 @@ static int init_handles(wr_supervisor *sup)
     return 0;
 }
 
+extern char **environ;
+
+/* Our environment without what systemd meant for the main process alone
+ * (the strings are environ's).  NULL out of memory. */
+static char **worker_environment(void)
+{
+    static const char *const ours[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", NULL};
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ[n])
+        n++;
+    env = calloc(n + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int skip = 0;
+        for (const char *const *o = ours; *o; o++)
+            skip |= !strncmp(environ[i], *o, strlen(*o));
+        if (!skip)
+            env[k++] = environ[i];
+    }
+    return env;
+}
+
 int wr_supervisor_run(wr_config *cfg, const wr_supervisor_args *args)
 {
     struct timeval now;
@@ -750,9 +775,11 @@ int wr_supervisor_run(wr_config *cfg, const wr_supervisor_args *args)
              (long long)now.tv_sec * 1000 + now.tv_usec / 1000);
     sup.loop = uv_default_loop();
     mine = malloc(sizeof *mine);
-    if (!sup.loop || !mine) {
-        wr_error(!mine ? "out of memory" : "cannot create the event loop");
+    sup.worker_env = worker_environment();
+    if (!sup.loop || !mine || !sup.worker_env) {
+        wr_error(!sup.loop ? "cannot create the event loop" : "out of memory");
         free(mine);
+        free(sup.worker_env);
         return WR_EXIT_SOFTWARE;
     }
     *mine = *cfg;
@@ -762,6 +789,9 @@ int wr_supervisor_run(wr_config *cfg, const wr_supervisor_args *args)
     sup.scoreboard.fd = -1;
     if (wr_supervisor_apply(&sup, mine) < 0) {
         wr_error("out of memory");
+        wr_config_free(mine);
+        free(mine);
+        free(sup.worker_env);
         return WR_EXIT_SOFTWARE;
     }
     sup.generation = 1;
@@ -801,5 +831,6 @@ out:
     free(sup.signature);
     free(sup.title_routes);
     free(sup.config_text);
+    free(sup.worker_env);
     return rc;
 }

@@ -84,6 +84,8 @@ typedef struct wr_supervisor {
     int reload_again;
     uint64_t dynamic_change_ms; /* last time the dynamic pool grew or shrank */
 
+    char **worker_env;     /* ours without systemd's NOTIFY_SOCKET and WATCHDOG_*: only the
+                              supervisor talks to systemd */
     char last_status[160]; /* the last STATUS= sent to systemd */
     uint64_t watchdog_ms;  /* WatchdogSec in ms (0: none) */
     uint64_t last_watchdog;

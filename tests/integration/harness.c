@@ -187,7 +187,8 @@ void wr_test_warren_write_conf(wr_test_warren *w, int workers, const char *extra
     f = fopen(w->conf, "w");
     cr_assert_not_null(f);
     fprintf(f,
-            "[broker]\nuri = %s\n\n[pool]\nworkers = %d\nshutdown_timeout = 20\ncontrol_socket = none\n\n"
+            "[broker]\nuri = %s\n\n[pool]\nworkers = %d\nshutdown_timeout = 20\ncontrol_socket = "
+            "none\n\n"
             "[plugins]\ndir = %s\nload = echo time test\n\n[route rpc]\nqueue = %s\n\n%s\n",
             wr_test_broker_uri(), workers, env_or_die("WARREN_PLUGIN_DIR"), w->queue,
             extra ? extra : "");
