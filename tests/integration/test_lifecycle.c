@@ -265,7 +265,7 @@ Test(lifecycle, check_finds_a_missing_route_method_and_a_temporary_failure)
     cr_assert(wr_test_warren_wait_exit(&w, 20000));
     cr_expect_eq(WEXITSTATUS(w.status), 78);
     log = wr_test_log_read(&w);
-    cr_expect(strstr(log, "warren.conf:18: method: no loaded plugin has method \"fib\" (route "
+    cr_expect(strstr(log, "warren.conf:19: method: no loaded plugin has method \"fib\" (route "
                           "tutorial)") != NULL,
               "%s", log);
     free(log);
