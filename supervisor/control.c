@@ -404,9 +404,19 @@ int wr_control_start(wr_control *c, uv_loop_t *loop, const char *path, wr_contro
     c->listening = 1;
     rc = uv_pipe_bind(&c->listener, path);
     if (rc < 0) {
+        /* libuv reports a missing directory as EACCES: look. */
+        char dir[sizeof sa.sun_path];
+        const char *slash = strrchr(path, '/');
+        struct stat st;
+
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        if (!*dir)
+            snprintf(dir, sizeof dir, "/");
+        if (rc == UV_EACCES && stat(dir, &st) < 0)
+            rc = UV_ENOENT;
         wr_error("cannot create the control socket %s: %s%s", path, uv_strerror(rc),
-                 rc == UV_ENOENT ? " (does its directory exist? systemd's RuntimeDirectory= "
-                                   "makes /run/warren)"
+                 rc == UV_ENOENT ? " (its directory is missing: systemd's RuntimeDirectory= "
+                                   "makes /run/warren; elsewhere set [pool] control_socket)"
                                  : "");
         wr_control_stop(c);
         return -1;
