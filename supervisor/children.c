@@ -194,6 +194,7 @@ int wr_children_spawn(wr_child *c)
     c->generation = sup->generation;
     c->ready_ms = 0;
     c->timed_out = 0;
+    c->timeout_at = 0;
     c->retiring = 0;
     c->recycle[0] = '\0';
     c->rss = 0;

@@ -36,7 +36,8 @@ typedef struct wr_child {
     uint64_t term_ms;
     char recycle[WR_IPC_LINE_MAX]; /* why, or "" */
     struct wr_child *replacing;    /* a starting worker: the one it is to replace */
-    int timed_out;                 /* seconds of the request_timeout that killed it, or 0 */
+    int timed_out;                 /* the request_timeout (seconds) its call ran past, or 0 */
+    uint64_t timeout_at;           /* uv_now() when it was told (SIGTERM); SIGKILL after a grace */
 
     /* What `warren status` shows. */
     unsigned restarts;

@@ -42,6 +42,7 @@
 #define RESTART_MAX_MS 10000
 #define YOUNG_DEATH_MS 2000 /* a worker dying younger than this backs off */
 #define TICK_MS 500
+#define TIMEOUT_GRACE_MS 1000 /* between SIGTERM and SIGKILL for a call past request_timeout */
 #define BACKLOG_FRESH_MS 3000 /* a backlog report older than this is not trusted */
 #define DYNAMIC_STEP_MS 1000  /* a dynamic pool changes by one at most this often */
 
@@ -91,7 +92,7 @@ static void shut_loop(wr_supervisor *sup)
 
 static void describe_exit(const wr_child *c, char *buf, size_t len)
 {
-    if (c->timed_out)
+    if (c->timed_out && c->term_signal == SIGKILL)
         snprintf(buf, len, "timed out after %ds (request_timeout) and was killed", c->timed_out);
     else if (c->term_signal)
         snprintf(buf, len, "killed by signal %d (%s)", c->term_signal, strsignal(c->term_signal));
@@ -168,7 +169,9 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
     sup->gone_handled += slot.handled;
     sup->gone_failed += slot.failed;
     describe_exit(c, how, sizeof how);
-    failed = c->timed_out || c->term_signal || c->exit_status != 0;
+    /* One past request_timeout that still finished its call in the grace
+     * period answered it: no death. */
+    failed = c->term_signal || c->exit_status != 0;
     if (slot.busy)
         snprintf(doing, sizeof doing, " while running %s (route %s, id %s) for %.1fs",
                  slot.current.method, slot.current.route, slot.current.msgid,
@@ -476,6 +479,11 @@ static void watch_child(wr_supervisor *sup, wr_child *c, uint64_t now, long long
         c->term_ms = now; /* once per shutdown_timeout */
         return;
     }
+    if (c->timed_out && c->timeout_at && now - c->timeout_at >= TIMEOUT_GRACE_MS) {
+        wr_children_signal(c, SIGKILL);
+        c->timeout_at = 0; /* once */
+        return;
+    }
     if (c->state != WR_CHILD_READY)
         return;
     wr_slot_read(wr_scoreboard_slot(&sup->scoreboard, c->index), &v);
@@ -487,10 +495,12 @@ static void watch_child(wr_supervisor *sup, wr_child *c, uint64_t now, long long
     limit = v.busy ? route_timeout(sup, v.current.route) : 0;
     if (limit > 0 && !c->timed_out && mono - v.busy_since_ms > (long long)limit * 1000) {
         wr_warn("worker %d (pid %d) has run %s (route %s, id %s) for over %ds (request_timeout); "
-                "killing it",
-                c->index, c->pid, v.current.method, v.current.route, v.current.msgid, limit);
+                "stopping it (SIGTERM, then SIGKILL after %.1fs)",
+                c->index, c->pid, v.current.method, v.current.route, v.current.msgid, limit,
+                TIMEOUT_GRACE_MS / 1000.0);
         c->timed_out = limit;
-        wr_children_signal(c, SIGKILL);
+        c->timeout_at = now ? now : 1;
+        wr_children_signal(c, SIGTERM);
         return;
     }
     if (sup->cfg->max_rss > 0 && c->rss > sup->cfg->max_rss && !c->recycle[0] && !c->retiring) {
