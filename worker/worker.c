@@ -735,7 +735,7 @@ static int serve(worker *w)
     int tick_ms = hb > 0 ? (hb * 1000) / 2 : 1000;
 
     for (;;) {
-        int started = 0;
+        int started = 0, drain;
 
         /* Inline, a job is done when it was started; threaded, when the
          * runner's pipe said so. */
@@ -759,14 +759,18 @@ static int serve(worker *w)
             wr_info("stop requested: consumers cancelled; answering the deliveries already "
                     "received before closing");
         }
-        if ((started = start_next(w)) < 0)
+        /* Except without the whole poison list (a stop of its own): then
+         * what was not started goes back to the queue with the channel. */
+        drain = !(w->cancelled && w->commands.lost);
+        if (drain && (started = start_next(w)) < 0)
             return SERVE_RECONNECT;
         if (started)
             continue;
         /* Cancelled, every delivery received (rabbitmq-c holds no more
          * frames) and run, every answered one confirmed: done. */
-        if (w->cancelled && !w->busy && !w->head && !w->outbox.len &&
-            !amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn))
+        if (w->cancelled && !w->busy && !w->outbox.len &&
+            (!drain ||
+             (!w->head && !amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn))))
             return flush_acks(w) < 0 ? SERVE_RECONNECT : SERVE_STOP;
         if (!amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn)) {
             if (flush_acks(w) < 0)
