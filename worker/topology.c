@@ -297,15 +297,29 @@ int wr_topology_setup(amqp_connection_state_t conn, int channel, const wr_config
     return 0;
 }
 
+int wr_topology_cancel(amqp_connection_state_t conn, int channel, const wr_config *cfg,
+                       char *const *tags)
+{
+    char err[512];
+
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        if (!tags[i])
+            continue;
+        amqp_basic_cancel(conn, (amqp_channel_t)channel, amqp_cstring_bytes(tags[i]));
+        if (wr_amqp_check(amqp_get_rpc_reply(conn), "basic.cancel", err, sizeof err)) {
+            wr_error("route %s: cannot cancel its consumer to stop: %s", cfg->routes[i].name, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void wr_topology_leave(amqp_connection_state_t conn, int channel, const wr_config *cfg,
                        char *const *queues, char *const *tags)
 {
     for (size_t i = 0; i < cfg->nroutes; i++) {
         if (!cfg->routes[i].broadcast || !tags[i])
             continue;
-        amqp_basic_cancel(conn, (amqp_channel_t)channel, amqp_cstring_bytes(tags[i]));
-        if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
-            return;
         /* if-unused: another worker of this instance still consumes it
          * (the broker then closes the channel, which ends our part). */
         amqp_queue_delete(conn, (amqp_channel_t)channel, amqp_cstring_bytes(queues[i]), 1, 0);

@@ -52,9 +52,26 @@ void wr_topology_free_queue_names(const wr_config *cfg, char **queues);
 int wr_topology_setup(amqp_connection_state_t conn, int channel, const wr_config *cfg,
                       char *const *queues, char **tags);
 
-/* On a clean stop: cancel the broadcast routes' consumers and delete
- * their queues if no other worker of this instance still consumes them.
- * Best effort: failures are expected (another worker still consumes). */
+/*
+ * The first step of a clean stop: cancel every route's consumer, so that
+ * the broker sends no more deliveries and the worker can answer those it
+ * already holds instead of handing them back unanswered (which, on a
+ * quorum queue, would count as a delivery attempt).  Each basic.cancel
+ * waits for its cancel-ok; rabbitmq-c (0.11, simple_rpc) keeps the frames
+ * that arrive before it -- deliveries, confirms -- in its frame queue
+ * (amqp_frames_enqueued), where amqp_consume_message reads them next, so
+ * once this returns every delivery the worker will get is in rabbitmq-c's
+ * hands.  TAGS are left as they are (the deliveries still to run name
+ * them).  0, or -1 with the reason logged when the connection or channel
+ * failed.
+ */
+int wr_topology_cancel(amqp_connection_state_t conn, int channel, const wr_config *cfg,
+                       char *const *tags);
+
+/* At the end of a clean stop, after wr_topology_cancel and once every
+ * request is settled: delete the broadcast routes' queues if no other
+ * worker of this instance still consumes them.  Best effort: failures are
+ * expected (another worker still consumes). */
 void wr_topology_leave(amqp_connection_state_t conn, int channel, const wr_config *cfg,
                        char *const *queues, char *const *tags);
 

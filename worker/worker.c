@@ -38,6 +38,16 @@
  * then we reconnect with exponential backoff and jitter, re-declare the
  * topology, and carry on.  Nothing is acked that was not answered.
  *
+ * A stop (SIGTERM: the supervisor retires us, or stops the pool) hands
+ * nothing back: the consumers are cancelled first (between calls inline;
+ * threaded, at once, while the handler runs on its thread), and every
+ * delivery the broker sent before its cancel-ok is run, answered and
+ * acked like any other before the connection closes.  A delivery handed
+ * back unanswered would count as an attempt on a quorum queue
+ * (x-delivery-count), and a message bounced between retiring workers
+ * would be refused for nothing.  The supervisor's shutdown_timeout
+ * (SIGKILL) bounds how long this takes.
+ *
  * Beside this file: signals.c (stop flag and self-pipe), commands.c (the
  * supervisor's commands on stdin), topology.c (queues, bindings,
  * consumers), reply.c (where a reply goes), dispatch.c and runner.c (the
@@ -143,6 +153,8 @@ typedef struct worker {
     wr_commands commands; /* from the supervisor, on stdin */
     int exit_code;        /* nonzero: stop and exit with it (a queue that exists
                              with other arguments: WR_EXIT_CONFIG) */
+    int cancelled;        /* stopping: our consumers are cancelled on this
+                             connection (serve() drains what it holds) */
 } worker;
 
 static void report(worker *w, const wr_ipc_msg *m)
@@ -561,6 +573,14 @@ static int handle_other_frame(worker *w)
         const wr_route *r = wr_topology_route_of(
             w->cfg, w->consumer_tags,
             ((amqp_basic_cancel_t *)frame.payload.method.decoded)->consumer_tag);
+        /* The broker's notice crossed our own basic.cancel (it came before
+         * the cancel-ok and waited in the frame queue): the consumer is
+         * gone either way, and we are stopping. */
+        if (w->cancelled) {
+            wr_info("route %s: broker cancelled the consumer (queue %s deleted?) as we stopped",
+                    r ? r->name : "?", r ? r->queue : "?");
+            return 0;
+        }
         wr_error("route %s: broker cancelled the consumer (queue %s deleted?); reconnecting to "
                  "declare it again",
                  r ? r->name : "?", r ? r->queue : "?");
@@ -701,8 +721,9 @@ static int wait_ms(const worker *w, int tick_ms)
 
 /*
  * The event loop of one connection.  Returns SERVE_STOP once a stop was
- * requested, the job in hand is answered and every answered request is
- * settled; SERVE_RECONNECT when the connection failed.
+ * requested, the consumers are cancelled, every delivery received is
+ * answered and every answered request is settled; SERVE_RECONNECT when
+ * the connection failed.
  */
 static int serve(worker *w)
 {
@@ -714,7 +735,7 @@ static int serve(worker *w)
     int tick_ms = hb > 0 ? (hb * 1000) / 2 : 1000;
 
     for (;;) {
-        int started = 0;
+        int started = 0, drain;
 
         /* Inline, a job is done when it was started; threaded, when the
          * runner's pipe said so. */
@@ -727,16 +748,30 @@ static int serve(worker *w)
         /* Between calls: the supervisor may want our queues' backlog. */
         if (!w->busy && !wr_signals_stopping() && backlog_due(w) && count_backlog(w) < 0)
             return SERVE_RECONNECT;
-        if (!w->busy && wr_signals_stopping()) {
-            /* Deliveries not started go back to the queue with the
-             * channel; answered ones wait for their confirms. */
-            if (!w->outbox.len)
-                return flush_acks(w) < 0 ? SERVE_RECONNECT : SERVE_STOP;
-        } else if ((started = start_next(w)) < 0) {
-            return SERVE_RECONNECT;
-        } else if (started) {
-            continue;
+        /* A stop: no more deliveries, but none handed back either.
+         * Inline, we only get here between calls; threaded, the handler
+         * may be running on its thread, and this thread owns the
+         * connection. */
+        if (wr_signals_stopping() && !w->cancelled) {
+            if (wr_topology_cancel(w->conn, CHANNEL, w->cfg, w->consumer_tags) < 0)
+                return SERVE_RECONNECT;
+            w->cancelled = 1;
+            wr_info("stop requested: consumers cancelled; answering the deliveries already "
+                    "received before closing");
         }
+        /* Except without the whole poison list (a stop of its own): then
+         * what was not started goes back to the queue with the channel. */
+        drain = !(w->cancelled && w->commands.lost);
+        if (drain && (started = start_next(w)) < 0)
+            return SERVE_RECONNECT;
+        if (started)
+            continue;
+        /* Cancelled, every delivery received (rabbitmq-c holds no more
+         * frames) and run, every answered one confirmed: done. */
+        if (w->cancelled && !w->busy && !w->outbox.len &&
+            (!drain ||
+             (!w->head && !amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn))))
+            return flush_acks(w) < 0 ? SERVE_RECONNECT : SERVE_STOP;
         if (!amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn)) {
             if (flush_acks(w) < 0)
                 return SERVE_RECONNECT;
@@ -989,6 +1024,7 @@ static void run(worker *w)
             wr_info("consuming from %zu route%s, prefetch %d, on broker %s", cfg->nroutes,
                     cfg->nroutes == 1 ? "" : "s", cfg->prefetch, node);
             report(w, &ready);
+            w->cancelled = 0;
             wr_runner_attach(w->runner, amqp_get_sockfd(w->conn), amqp_get_heartbeat(w->conn));
             int why = serve(w);
             abandon_work(w);
