@@ -142,11 +142,18 @@ if [[ $uri =~ ^(amqps?://)([^:@/]*):([^@/]*)@(.*)$ ]]; then
     password_args=(-o "broker.password_file=$ROOT/.run/broker-password")
 fi
 
+# The control socket: /run/warren exists under systemd only; here it sits
+# in the checkout's .run (warren status -s ... talks to it).
+mkdir -p .run
+chmod 700 .run
+sock="$ROOT/.run/warren.sock"
 echo "starting warren (Ctrl-C stops it); try from another terminal:  $call echo '[\"hi\"]'" >&2
+echo "  and:  '$PREFIX/bin/warren' status -s '$sock'" >&2
 # Not exec: the trap must stop the private broker after warren exits.  On
 # Ctrl-C the terminal signals warren itself (it stops gracefully); a
 # SIGINT or SIGTERM sent to this script alone is passed on.
-"$PREFIX/bin/warren" -c "$PREFIX/etc/warren/warren.conf" -o "broker.uri=$uri" "${password_args[@]}" &
+"$PREFIX/bin/warren" -c "$PREFIX/etc/warren/warren.conf" -o "broker.uri=$uri" \
+    -o "pool.control_socket=$sock" "${password_args[@]}" &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
 rc=0
