@@ -537,3 +537,31 @@ Test(supervision, systemd_notify_ready_reloading_watchdog_stopping, .timeout = 1
     close(fd);
     unlink(path);
 }
+
+/* SIGHUP twice in a row (the second while the first is checked or rolls),
+ * then SIGTERM at once: two generations at most, a clean exit. */
+Test(supervision, reload_during_a_reload_then_stop, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    char extra[64];
+
+    start_with(&w, 2, NULL, NULL, 1);
+    snprintf(extra, sizeof extra, "[plugin echo]\nk = 1\n");
+    wr_test_warren_write_conf(&w, 2, extra);
+    signal_warren(&w, SIGHUP);
+    wr_fault_sleep_ms(20);
+    snprintf(extra, sizeof extra, "[plugin echo]\nk = 2\n");
+    wr_test_warren_write_conf(&w, 3, extra);
+    signal_warren(&w, SIGHUP);
+    cr_assert(wr_test_log_wait(&w, "reload complete", 1, 30000), "no roll:\n%s",
+              wr_test_log_read(&w));
+    cr_assert(wait_consumers(&w, 3, 20000), "not 3 consumers:\n%s", wr_test_log_read(&w));
+    cr_expect_leq(wr_test_log_count(&w, ": rolling the workers"), 2);
+    /* A stop while a check runs: the check child is not waited for forever. */
+    signal_warren(&w, SIGHUP);
+    signal_warren(&w, SIGTERM);
+    cr_assert(wr_test_warren_wait_exit(&w, 30000), "warren did not stop:\n%s",
+              wr_test_log_read(&w));
+    cr_expect(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0, "status %d:\n%s", w.status,
+              wr_test_log_read(&w));
+}
