@@ -126,7 +126,9 @@ typedef struct wr_config {
     size_t nroutes;
 
     int log_level; /* WR_LOG_ERROR..WR_LOG_DEBUG (common/log.h); default info */
-    int log_format; /* WR_LOG_TEXT or WR_LOG_JSON (common/log.h); default text */
+
+    /* WR_LOG_TEXT or WR_LOG_JSON (common/log.h); default text */
+    int log_format;
 
     wr_plugin_section *plugin_sections;
     size_t nplugin_sections;
