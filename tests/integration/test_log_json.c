@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tests/integration/harness.h"
 
@@ -165,5 +166,52 @@ Test(log_json, the_text_format_is_the_default, .timeout = 120)
     log = wr_test_log_read(&w);
     cr_expect(strstr(log, " supervisor: INFO: ready: 1 worker consuming") != NULL, "log:\n%s", log);
     cr_expect(strstr(log, "{\"time\"") == NULL, "a JSON line by default:\n%s", log);
+    free(log);
+}
+
+/* Under journald the supervisor and its workers (which inherit stderr and
+ * the variable) start each line with its priority and leave out the time. */
+Test(log_json, under_journald_every_line_starts_with_its_priority, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    char *argv[] = {"warren", "-c", w.conf, NULL};
+    char stream[64], *reply = NULL, corr[32], *log, *line;
+    struct stat st;
+    wr_client *c;
+    FILE *f;
+
+    wr_test_warren_write_conf(&w, 1, NULL);
+    /* The harness appends to the log: make it now, to know its inode. */
+    f = fopen(w.log, "a");
+    cr_assert_not_null(f);
+    fclose(f);
+    cr_assert_eq(stat(w.log, &st), 0);
+    snprintf(stream, sizeof stream, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    setenv("JOURNAL_STREAM", stream, 1);
+    wr_test_warren_spawn(&w, argv, NULL);
+    unsetenv("JOURNAL_STREAM");
+    cr_assert(wr_test_log_wait(&w, "<6>warren[", 1, 30000), "log:\n%s", wr_test_log_read(&w));
+    c = wr_test_client(0);
+    for (int k = 0; k < 60 && !reply; k++) {
+        snprintf(corr, sizeof corr, "up-%d", k);
+        reply = wr_test_rpc(c, w.queue, "{\"jsonrpc\":\"2.0\",\"method\":\"nosuch\",\"id\":1}",
+                            corr, 500);
+    }
+    cr_assert_not_null(reply, "no reply from the pool in 30 s");
+    free(reply);
+    wr_client_close(c);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+
+    log = wr_test_log_read(&w);
+    cr_expect(strstr(log, " worker 0: WARN: route rpc: unknown method 'nosuch'\n") != NULL,
+              "log:\n%s", log);
+    cr_expect(strstr(log, "<4>warren[") != NULL, "log:\n%s", log);
+    for (line = log; *line; line = strchr(line, '\n') + 1) {
+        cr_assert(strchr(line, '\n'), "an unterminated line: %s", line);
+        cr_expect(line[0] == '<' && strchr("3467", line[1]) && line[2] == '>' &&
+                      strncmp(line + 3, "warren[", 7) == 0,
+                  "a line without its priority: %.*s", (int)(strchr(line, '\n') - line), line);
+    }
     free(log);
 }
