@@ -128,6 +128,12 @@ static const struct choice log_levels[] = {
     {NULL, 0},
 };
 
+static const struct choice log_formats[] = {
+    {"text", WR_LOG_TEXT},
+    {"json", WR_LOG_JSON},
+    {NULL, 0},
+};
+
 /* Where each fixed key sits in keys[].  validate() reads given[] by these
  * names instead of looking keys up by text, so a key it needs cannot be
  * missing when it indexes with it, and renaming one is a compile error. */
@@ -157,6 +163,7 @@ enum key_id {
     K_PLUGINS_DIR,
     K_PLUGINS_LOAD,
     K_LOG_LEVEL,
+    K_LOG_FORMAT,
     K_ROUTE_QUEUE,
     K_ROUTE_FORMAT,
     K_ROUTE_METHOD,
@@ -223,6 +230,7 @@ static const struct key keys[NKEYS] = {
     [K_PLUGINS_LOAD] = {"plugins", "load", T_LIST, C(plugins), C(nplugins), 0, 0, NULL,
                         PLUGIN_NAME_CHARS, NULL},
     [K_LOG_LEVEL] = {"log", "level", T_CHOICE, C(log_level), 0, 0, 0, "info", NULL, log_levels},
+    [K_LOG_FORMAT] = {"log", "format", T_CHOICE, C(log_format), 0, 0, 0, "text", NULL, log_formats},
     [K_ROUTE_QUEUE] = {"route", "queue", T_STRING, R(queue), 0, 0, 0, NULL, NULL, NULL},
     [K_ROUTE_FORMAT] = {"route", "format", T_CHOICE, R(format), 0, 0, 0, "jsonrpc", NULL, formats},
     [K_ROUTE_METHOD] = {"route", "method", T_STRING, R(method), 0, 0, 0, NULL, NULL, NULL},

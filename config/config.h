@@ -127,6 +127,9 @@ typedef struct wr_config {
 
     int log_level; /* WR_LOG_ERROR..WR_LOG_DEBUG (common/log.h); default info */
 
+    /* WR_LOG_TEXT or WR_LOG_JSON (common/log.h); default text */
+    int log_format;
+
     wr_plugin_section *plugin_sections;
     size_t nplugin_sections;
 } wr_config;

@@ -269,6 +269,7 @@ int main(int argc, char **argv)
         goto out;
     }
     wr_log_set_level(cfg.log_level);
+    wr_log_set_format(cfg.log_format);
     /* The config has its copy: what `ps` shows loses the password now. */
     if (wr_secret_scrub_args(argc, argv))
         wr_warn("a broker password was given on the command line: other users could see it in "

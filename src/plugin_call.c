@@ -185,6 +185,7 @@ int wr_plugin_call_main(int argc, char **argv, const char *default_dir)
         }
         have_cfg = 1;
         wr_log_set_level(cfg.log_level);
+        wr_log_set_format(cfg.log_format);
     }
     if (split_plugin(argv[optind], have_cfg && cfg.plugin_dir ? cfg.plugin_dir : default_dir, &dir,
                      &name) < 0) {

@@ -138,6 +138,7 @@ int wr_supervisor_apply(wr_supervisor *sup, wr_config *cfg)
     sup->plugin_dir = dir;
     sup->signature = sig;
     wr_log_set_level(cfg->log_level);
+    wr_log_set_format(cfg->log_format);
     return roll;
 }
 

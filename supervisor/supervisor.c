@@ -102,6 +102,17 @@ static void describe_exit(const wr_child *c, char *buf, size_t len)
         snprintf(buf, len, "exited with code %lld", (long long)c->exit_status);
 }
 
+/* "SIGSEGV" for 11, for the JSON log; "11" for a signal without a name. */
+static void signal_name(int sig, char *buf, size_t len)
+{
+    const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
+
+    if (abbrev)
+        snprintf(buf, len, "SIG%s", abbrev);
+    else
+        snprintf(buf, len, "%d", sig);
+}
+
 /* A worker died holding the request HELD.  Count it against that message; at the limit,
  * tell every worker to refuse the message from now on. */
 static void count_death(wr_supervisor *sup, const wr_ipc_msg *held, const char *how)
@@ -112,9 +123,13 @@ static void count_death(wr_supervisor *sup, const wr_ipc_msg *held, const char *
 
     if (e->deaths != (unsigned)sup->cfg->max_attempts)
         return;
-    wr_warn("route %s: request %s (body %s) has killed %u worker%s; workers will refuse it "
-            "(error reply, rejected without requeue)",
-            e->route, e->msgid, e->hash, e->deaths, e->deaths == 1 ? "" : "s");
+    wr_log_fields(WR_LOG_WARN,
+                  WR_LOG_FIELDS(WR_LOG_STR("event", "poison"), WR_LOG_STR("route", e->route),
+                                WR_LOG_STR("correlation_id", e->msgid),
+                                WR_LOG_STR("body_hash", e->hash), WR_LOG_INT("deaths", e->deaths)),
+                  "route %s: request %s (body %s) has killed %u worker%s; workers will refuse it "
+                  "(error reply, rejected without requeue)",
+                  e->route, e->msgid, e->hash, e->deaths, e->deaths == 1 ? "" : "s");
     n = wr_poison_line(e, line, sizeof line);
     if (n < 0) { /* cannot happen: ipc.c checks that every line fits */
         wr_error("route %s: cannot format the poison command for request %s; workers will keep "
@@ -159,7 +174,7 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
 {
     uint64_t now = uv_now(sup->loop);
     uint64_t lived = now - c->started_ms;
-    char how[192], doing[512] = "";
+    char how[192], doing[512] = "", signame[32];
     int tempfail, failed;
     wr_slot_view slot;
 
@@ -169,6 +184,7 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
     sup->gone_handled += slot.handled;
     sup->gone_failed += slot.failed;
     describe_exit(c, how, sizeof how);
+    signal_name(c->term_signal, signame, sizeof signame);
     /* One past request_timeout that still finished its call in the grace
      * period answered it: no death. */
     failed = c->term_signal || c->exit_status != 0;
@@ -176,10 +192,23 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
         snprintf(doing, sizeof doing, " while running %s (route %s, id %s) for %.1fs",
                  slot.current.method, slot.current.route, slot.current.msgid,
                  (double)(wr_monotonic_ms() - slot.busy_since_ms) / 1000.0);
-    wr_log(failed && !(c->retiring && c->term_signal == SIGTERM) ? WR_LOG_WARN : WR_LOG_INFO,
-           "worker %d (pid %d) %s%s after %.1fs; handled %lu request%s (%lu failed)", c->index,
-           c->pid, how, doing, (double)lived / 1000.0, slot.handled, slot.handled == 1 ? "" : "s",
-           slot.failed);
+    wr_log_fields(
+        failed && !(c->retiring && c->term_signal == SIGTERM) ? WR_LOG_WARN : WR_LOG_INFO,
+        WR_LOG_FIELDS(WR_LOG_STR("event", "worker_exit"), WR_LOG_INT("worker", c->index),
+                      WR_LOG_INT("pid", c->pid),
+                      WR_LOG_STR("signal", c->term_signal ? signame : NULL),
+                      WR_LOG_INT(c->term_signal || c->exit_status < 0 ? NULL : "exit_code",
+                                 (long long)c->exit_status),
+                      WR_LOG_INT(c->timed_out ? "request_timeout" : NULL, c->timed_out),
+                      WR_LOG_STR("route", slot.busy ? slot.current.route : NULL),
+                      WR_LOG_STR("method", slot.busy ? slot.current.method : NULL),
+                      WR_LOG_STR("correlation_id", slot.busy ? slot.current.msgid : NULL),
+                      WR_LOG_DOUBLE("lived_seconds", (double)lived / 1000.0),
+                      WR_LOG_INT("handled", (long long)slot.handled),
+                      WR_LOG_INT("failed", (long long)slot.failed)),
+        "worker %d (pid %d) %s%s after %.1fs; handled %lu request%s (%lu failed)", c->index, c->pid,
+        how, doing, (double)lived / 1000.0, slot.handled, slot.handled == 1 ? "" : "s",
+        slot.failed);
     if (failed) {
         snprintf(c->last_death, sizeof c->last_death, "%s%s", how, doing);
         if (slot.last_error[0])
@@ -245,7 +274,11 @@ static void retire(wr_supervisor *sup, wr_child *c, const char *reason)
         return;
     c->retiring = 1;
     c->term_ms = uv_now(sup->loop);
-    wr_info("worker %d (pid %d): retiring it (%s)", c->index, c->pid, reason);
+    wr_log_fields(WR_LOG_INFO,
+                  WR_LOG_FIELDS(WR_LOG_STR("event", "worker_retire"),
+                                WR_LOG_INT("worker", c->index), WR_LOG_INT("pid", c->pid),
+                                WR_LOG_STR("reason", reason)),
+                  "worker %d (pid %d): retiring it (%s)", c->index, c->pid, reason);
     if (c->state == WR_CHILD_EMPTY) { /* waiting to restart: nothing to stop */
         free_slot(sup, c);
         return;
@@ -494,10 +527,17 @@ static void watch_child(wr_supervisor *sup, wr_child *c, uint64_t now, long long
 
     limit = v.busy ? route_timeout(sup, v.current.route) : 0;
     if (limit > 0 && !c->timed_out && mono - v.busy_since_ms > (long long)limit * 1000) {
-        wr_warn("worker %d (pid %d) has run %s (route %s, id %s) for over %ds (request_timeout); "
-                "stopping it (SIGTERM, then SIGKILL after %.1fs)",
-                c->index, c->pid, v.current.method, v.current.route, v.current.msgid, limit,
-                TIMEOUT_GRACE_MS / 1000.0);
+        wr_log_fields(WR_LOG_WARN,
+                      WR_LOG_FIELDS(WR_LOG_STR("event", "request_timeout"),
+                                    WR_LOG_INT("worker", c->index), WR_LOG_INT("pid", c->pid),
+                                    WR_LOG_STR("route", v.current.route),
+                                    WR_LOG_STR("method", v.current.method),
+                                    WR_LOG_STR("correlation_id", v.current.msgid),
+                                    WR_LOG_INT("request_timeout", limit)),
+                      "worker %d (pid %d) has run %s (route %s, id %s) for over %ds "
+                      "(request_timeout); stopping it (SIGTERM, then SIGKILL after %.1fs)",
+                      c->index, c->pid, v.current.method, v.current.route, v.current.msgid, limit,
+                      TIMEOUT_GRACE_MS / 1000.0);
         c->timed_out = limit;
         c->timeout_at = now ? now : 1;
         wr_children_signal(c, SIGTERM);
@@ -506,7 +546,12 @@ static void watch_child(wr_supervisor *sup, wr_child *c, uint64_t now, long long
     if (sup->cfg->max_rss > 0 && c->rss > sup->cfg->max_rss && !c->recycle[0] && !c->retiring) {
         snprintf(c->recycle, sizeof c->recycle, "resident memory %.1f MiB is over max_rss %.1f MiB",
                  (double)c->rss / 1048576.0, (double)sup->cfg->max_rss / 1048576.0);
-        wr_info("worker %d (pid %d): %s; replacing it", c->index, c->pid, c->recycle);
+        wr_log_fields(WR_LOG_INFO,
+                      WR_LOG_FIELDS(WR_LOG_STR("event", "worker_recycle"),
+                                    WR_LOG_INT("worker", c->index), WR_LOG_INT("pid", c->pid),
+                                    WR_LOG_STR("reason", "max_rss"), WR_LOG_INT("rss", c->rss),
+                                    WR_LOG_INT("max_rss", sup->cfg->max_rss)),
+                      "worker %d (pid %d): %s; replacing it", c->index, c->pid, c->recycle);
         wr_supervisor_converge(sup);
     }
 }

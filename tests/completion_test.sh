@@ -55,7 +55,7 @@ expect "warren status --j" --json
 expect "warren plugin-call --pr" --pretty
 expect "warren -o pool.wo" pool.workers=
 expect "warren -o route.rpc.que" route.rpc.queue= route.rpc.queue_type=
-expect "warren -c /etc/warren/warren.conf -o log." log.level=
+expect "warren -c /etc/warren/warren.conf -o log." log.format= log.level=
 
 # Every long option of --help is offered after "--".
 offered=$(complete_line "warren-call --")

@@ -141,6 +141,7 @@ static int boot(int argc, char **argv, const char *index_arg, const char *since_
         return WR_EXIT_CONFIG;
     }
     wr_log_set_level(cfg.log_level);
+    wr_log_set_format(cfg.log_format);
     rc = wr_worker_main((int)index, &cfg, cfg.plugin_dir ? cfg.plugin_dir : dir, since);
     wr_config_free(&cfg);
     free(dir);

@@ -78,8 +78,13 @@ void wr_dispatch_run(wr_job *job, const wr_dispatcher *d)
     }
     if (job->in.bad_code) {
         job->nerrors++;
-        wr_warn("route %s: bad request (%zu bytes): %s", job->label, job->in.len,
-                job->in.bad_message);
+        wr_log_fields(
+            WR_LOG_WARN,
+            WR_LOG_FIELDS(WR_LOG_STR("event", "bad_request"), WR_LOG_STR("route", job->label),
+                          WR_LOG_STR("correlation_id", job->in.correlation_id),
+                          WR_LOG_INT("bytes", (long long)job->in.len),
+                          WR_LOG_INT("code", job->in.bad_code)),
+            "route %s: bad request (%zu bytes): %s", job->label, job->in.len, job->in.bad_message);
         job->ops->fail(job, job->in.bad_code, job->in.bad_message, NULL);
         return;
     }
@@ -152,7 +157,13 @@ int wr_dispatch_call(wr_job *job, const wr_dispatcher *d, const char *method, js
     }
     m = wr_plugins_find(d->plugins, method);
     if (!m) {
-        wr_warn("route %s: unknown method '%.100s'", job->label, method);
+        wr_log_fields(WR_LOG_WARN,
+                      WR_LOG_FIELDS(WR_LOG_STR("event", "unknown_method"),
+                                    WR_LOG_STR("route", job->label),
+                                    WR_LOG_STR("correlation_id", job->in.correlation_id),
+                                    WR_LOG_STR("method", method),
+                                    WR_LOG_INT("code", WARREN_ERR_METHOD_NOT_FOUND)),
+                      "route %s: unknown method '%.100s'", job->label, method);
         err->code = WARREN_ERR_METHOD_NOT_FOUND;
         snprintf(err->message, sizeof err->message, "Method not found");
         return -1;
@@ -197,7 +208,13 @@ json_t *wr_dispatch_run_method(wr_job *job, const wr_dispatcher *d)
 
     if (job->bad_code) {
         job->nerrors++;
-        wr_warn("route %s: bad request (%zu bytes): %s", job->label, job->in.len, job->bad_message);
+        wr_log_fields(
+            WR_LOG_WARN,
+            WR_LOG_FIELDS(WR_LOG_STR("event", "bad_request"), WR_LOG_STR("route", job->label),
+                          WR_LOG_STR("correlation_id", job->in.correlation_id),
+                          WR_LOG_INT("bytes", (long long)job->in.len),
+                          WR_LOG_INT("code", job->bad_code)),
+            "route %s: bad request (%zu bytes): %s", job->label, job->in.len, job->bad_message);
         job->ops->fail(job, job->bad_code, job->bad_message, NULL);
         return NULL;
     }

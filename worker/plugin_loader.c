@@ -93,7 +93,8 @@ static void host_log(const warren_host *host, int level, const char *fmt, ...)
         level = WR_LOG_ERROR;
     if (level > WR_LOG_DEBUG)
         level = WR_LOG_DEBUG;
-    wr_log(level, "plugin %s: %s", host->plugin_name, msg);
+    wr_log_fields(level, WR_LOG_FIELDS(WR_LOG_STR("plugin", host->plugin_name)), "plugin %s: %s",
+                  host->plugin_name, msg);
 }
 
 /* Borrowed from the plugin's copy of its section; valid until unload, so

@@ -176,9 +176,14 @@ static void ask_to_retire(worker *w)
     wr_ipc_msg m = {.type = WR_IPC_RETIRE};
 
     snprintf(m.why, sizeof m.why, "max_requests %lu", w->retire_after);
-    wr_info("answered %lu requests (max_requests %d, with jitter): %s", w->handled,
-            w->cfg->max_requests,
-            w->ipc_ok ? "asking the supervisor to replace me" : "no supervisor to replace me");
+    wr_log_fields(
+        WR_LOG_INFO,
+        WR_LOG_FIELDS(WR_LOG_STR("event", "worker_recycle"), WR_LOG_STR("reason", "max_requests"),
+                      WR_LOG_INT("handled", (long long)w->handled),
+                      WR_LOG_INT("max_requests", w->cfg->max_requests)),
+        "answered %lu requests (max_requests %d, with jitter): %s", w->handled,
+        w->cfg->max_requests,
+        w->ipc_ok ? "asking the supervisor to replace me" : "no supervisor to replace me");
     report(w, &m);
 }
 
@@ -240,9 +245,16 @@ static int refuse_job(worker *w, const char *msgid, const wr_refusal *why)
                  why->last_death);
     else
         snprintf(msg, sizeof msg, "request refused: it %s", why->reason);
-    wr_warn("route %s: refusing request %s (%s): it %s; %s", w->route->name, msgid,
-            wr_dispatch_method(&w->job), why->reason,
-            dead ? "moving it to the dead-letter queue" : "rejecting it without requeue");
+    wr_log_fields(
+        WR_LOG_WARN,
+        WR_LOG_FIELDS(WR_LOG_STR("event", "request_refused"), WR_LOG_STR("route", w->route->name),
+                      WR_LOG_STR("method", wr_dispatch_method(&w->job)),
+                      WR_LOG_STR("correlation_id", msgid), WR_LOG_STR("reason", why->reason),
+                      WR_LOG_STR("last_death", why->last_death[0] ? why->last_death : NULL),
+                      WR_LOG_STR("action", dead ? "dead_letter" : "reject")),
+        "route %s: refusing request %s (%s): it %s; %s", w->route->name, msgid,
+        wr_dispatch_method(&w->job), why->reason,
+        dead ? "moving it to the dead-letter queue" : "rejecting it without requeue");
     wr_dispatch_refuse(&w->job, msg);
     w->cur->dead_letter = dead ? why : NULL;
     rc = finish_job(w, !dead);

@@ -124,6 +124,7 @@ static void expect_same(const wr_config *a, const wr_config *b)
     cr_expect_eq(a->shutdown_timeout, b->shutdown_timeout);
     cr_expect_eq(a->max_attempts, b->max_attempts);
     cr_expect_eq(a->log_level, b->log_level);
+    cr_expect_eq(a->log_format, b->log_format);
     cr_expect_eq(a->builtin_methods, b->builtin_methods);
     expect_str_or_null(a->plugin_dir, b->plugin_dir);
     expect_words(a->plugins, a->nplugins, (const char *const *)b->plugins, b->nplugins);
@@ -760,6 +761,7 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "\n"
                            "[log]\n"
                            "level = info\n"
+                           "format = text\n"
                            "\n"
                            "[route rpc]\n"
                            "queue = q\n"
@@ -1194,4 +1196,18 @@ Test(config, control_socket_is_named_after_the_config_file)
                  0);
     cr_expect_str_eq(cfg.control_socket, "/run/warren/billing.sock");
     wr_config_free(&cfg);
+}
+
+Test(config, log_format_defaults_to_text_and_takes_json)
+{
+    wr_config cfg;
+
+    load_ok(&cfg, MINIMAL, NULL, 0);
+    cr_expect_eq(cfg.log_format, WR_LOG_TEXT);
+    wr_config_free(&cfg);
+    load_ok(&cfg, "[log]\nformat = json\n" MINIMAL, NULL, 0);
+    cr_expect_eq(cfg.log_format, WR_LOG_JSON);
+    wr_config_free(&cfg);
+    expect_errors("[log]\nformat = xml\n" MINIMAL,
+                  "warren.conf:2: format: expected one of text, json, got \"xml\"\n");
 }
