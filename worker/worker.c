@@ -392,6 +392,25 @@ static int settle(worker *w)
     return st == AMQP_STATUS_OK ? 0 : -1;
 }
 
+/* What the metrics count of the job in hand, answered now (REC filled,
+ * returned).  A method that does not exist is counted as "(unknown)": the
+ * caller's free text would fill the table. */
+static const wr_call_record *call_record(const worker *w, const request *rq, wr_call_record *rec)
+{
+    int unknown = w->job.ncodes && w->job.codes[0] == WARREN_ERR_METHOD_NOT_FOUND;
+
+    *rec = (wr_call_record){.route = rq->route->name,
+                            .method = unknown ? "(unknown)" : wr_dispatch_method(&w->job),
+                            .error = w->job.nerrors > 0,
+                            .seconds = wr_monotonic_seconds() - w->job_t0,
+                            .codes = w->job.codes,
+                            .counts = w->job.code_counts,
+                            .ncodes = w->job.ncodes,
+                            .more_codes = w->job.more_codes,
+                            .refused = w->job_refused};
+    return rec;
+}
+
 /*
  * Publish the finished job's reply where the request asked, then hand the
  * request to the outbox: it is acked (or, with REJECT, rejected without
@@ -402,6 +421,7 @@ static int settle(worker *w)
 static int finish_job(worker *w, int reject)
 {
     request *rq = w->cur;
+    wr_call_record rec;
 
     rq->reject = reject;
     wr_outbox_begin(&w->outbox, &rq->sent);
@@ -431,16 +451,7 @@ static int finish_job(worker *w, int reject)
     w->handled++;
     if (w->job.nerrors)
         w->failed++;
-    wr_slot_end_call(w->slot, w->handled, w->failed,
-                     &(wr_call_record){.route = rq->route->name,
-                                       .method = wr_dispatch_method(&w->job),
-                                       .error = w->job.nerrors > 0,
-                                       .seconds = wr_monotonic_seconds() - w->job_t0,
-                                       .codes = w->job.codes,
-                                       .counts = w->job.code_counts,
-                                       .ncodes = w->job.ncodes,
-                                       .more_codes = w->job.more_codes,
-                                       .refused = w->job_refused});
+    wr_slot_end_call(w->slot, w->handled, w->failed, call_record(w, rq, &rec));
     if (w->handled == w->retire_after)
         ask_to_retire(w);
     return settle(w); /* nothing published: acked at once */
