@@ -7,9 +7,9 @@
  * its children's state the same way.  Events (ready, exit) still travel on
  * the status pipe (common/ipc.h).
  *
- * The supervisor creates the memory (a memfd, one page per slot) and
+ * The supervisor creates the memory (a memfd, whole pages per slot) and
  * hands each worker its descriptor as fd WR_SCOREBOARD_FD; the worker maps
- * its own page and closes the descriptor.  A worker started by hand
+ * its own pages and closes the descriptor.  A worker started by hand
  * (no fd 4) writes to a private slot nobody reads.
  *
  * Consistency: a sequence counter, odd while the worker writes (a
@@ -127,7 +127,7 @@ typedef struct wr_slot_view {
 typedef struct wr_scoreboard {
     int fd;
     int nslots;
-    unsigned char *base; /* nslots pages */
+    unsigned char *base; /* nslots slots of whole pages */
 } wr_scoreboard;
 
 /* Create a scoreboard of NSLOTS zeroed slots.  0, or -1 with errno. */

@@ -29,8 +29,8 @@
 #include "supervisor/poison.h"
 
 /* Slots in the scoreboard: the largest pool (1024) twice over, for a roll
- * that starts new workers before old ones leave.  A page each, but only
- * the pages of slots in use are ever touched. */
+ * that starts new workers before old ones leave.  Some 30 KiB each (the
+ * metrics tables), but only the pages of slots in use are ever touched. */
 #define WR_SUP_MAX_SLOTS 2048
 
 typedef enum wr_sup_state { WR_SUP_RUNNING = 0, WR_SUP_RELOADING, WR_SUP_STOPPING } wr_sup_state;

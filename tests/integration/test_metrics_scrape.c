@@ -67,6 +67,18 @@ static char *exchange_text(int port, const char *request)
     return exchange(port, request, strlen(request));
 }
 
+/* A connection to 127.0.0.1:PORT that sends nothing yet. */
+static int idle_connection(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
 static char *scrape(int port, int openmetrics)
 {
     const char *req = openmetrics ? "GET /metrics HTTP/1.1\r\nHost: t\r\nAccept: "
@@ -265,6 +277,68 @@ Test(metrics, a_scrape_under_load_passes_promtool, .timeout = 300)
      * hold a few more answered but not yet read). */
     t = scrape_until(port, ECHO_OK, (double)r.answered);
     cr_expect_geq(sample(t, ECHO_OK), (double)r.answered, "%s", t);
+    free(t);
+    cr_expect_eq(wr_test_warren_stop(&w), 0);
+}
+
+/* A poison message: two deaths by signal, declared poison once, refused
+ * once (answered with -32603), and the pool counts on. */
+Test(metrics, a_poison_message_is_counted, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    int port = free_port();
+    char listen[64], *t, *reply;
+    char *argv[] = {"warren", "-c", w.conf, "-o", "pool.max_attempts=2", "-o", listen, NULL};
+    wr_client *c;
+
+    snprintf(listen, sizeof listen, "metrics.listen=127.0.0.1:%d", port);
+    wr_test_warren_write_conf(&w, 1, NULL);
+    wr_test_warren_spawn(&w, argv, NULL);
+    cr_assert(wr_test_log_wait(&w, "ready: ", 1, 30000));
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    reply = wr_test_rpc(c, w.queue, "{\"jsonrpc\":\"2.0\",\"method\":\"test.crash\",\"id\":1}",
+                        "boom", 20000);
+    cr_assert_not_null(reply, "no error reply for the poison message:\n%s", wr_test_log_read(&w));
+    free(reply);
+    wr_client_close(c);
+    t = scrape_until(port, "warren_poison_refusals_total", 1);
+    cr_expect_eq(sample(t, "warren_poison_refusals_total"), 1, "%s", t);
+    cr_expect_eq(sample(t, "warren_poison_messages_total"), 1, "%s", t);
+    cr_expect_eq(sample(t, "warren_worker_restarts_total{reason=\"signal\"}"), 2, "%s", t);
+    cr_expect_eq(sample(t, "warren_call_errors_total{code=\"-32603\"}"), 1, "%s", t);
+    cr_expect_eq(
+        sample(t, "warren_calls_total{route=\"rpc\",method=\"test.crash\",outcome=\"error\"}"), 1,
+        "%s", t);
+    free(t);
+    cr_expect_eq(wr_test_warren_stop(&w), 0);
+}
+
+/* At most 16 connections: the 17th is closed unanswered; an idle one gets
+ * 408 after 5 s; and then scrapes work again. */
+Test(metrics, idle_clients_are_limited_and_timed_out, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    int port = free_port(), fds[17];
+    char buf[256], *t;
+    long t0, took;
+    ssize_t n;
+
+    start(&w, port);
+    for (int i = 0; i < 17; i++)
+        fds[i] = idle_connection(port);
+    n = read(fds[16], buf, sizeof buf);
+    cr_expect_leq(n, 0, "the 17th connection was answered: %.*s", (int)(n > 0 ? n : 0), buf);
+    t0 = wr_fault_now_ms();
+    n = read(fds[0], buf, sizeof buf - 1);
+    took = wr_fault_now_ms() - t0;
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    cr_expect(!strncmp(buf, "HTTP/1.1 408 ", 13), "%s", buf);
+    cr_expect(took > 3000 && took < 8000, "408 after %ld ms", took);
+    for (int i = 0; i < 17; i++)
+        close(fds[i]);
+    t = scrape(port, 0);
+    cr_expect(!strncmp(t, "HTTP/1.1 200 ", 13), "%.40s", t);
     free(t);
     cr_expect_eq(wr_test_warren_stop(&w), 0);
 }
