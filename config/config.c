@@ -1203,8 +1203,8 @@ int wr_config_listen_addr(const char *text, struct sockaddr_storage *out, char *
         }
     }
     snprintf(err, errlen,
-             "\"%s\" is not a numeric IPv4 address, an IPv6 address in brackets, or localhost "
-             "(names are not resolved: the listener binds exactly what is written)",
+             "\"%s\" is not a numeric IPv4 address, [IPv6 address] or localhost (names are "
+             "not resolved)",
              host);
     return -1;
 }
