@@ -9,9 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SLOT_BYTES 4096 /* a page each: a worker maps only its own */
+/* Whole pages each (a worker maps only its own): the metrics make a slot
+ * some 30 KiB, but only the pages a worker writes ever cost memory. */
+#define SLOT_BYTES ((sizeof(wr_slot) + 4095) / 4096 * 4096)
 
-_Static_assert(sizeof(wr_slot) <= SLOT_BYTES, "a slot fits its page");
+const double wr_metrics_bounds[WR_METRICS_BUCKETS - 1] = {
+    .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60};
 
 int wr_scoreboard_create(wr_scoreboard *sb, int nslots)
 {
@@ -89,6 +92,24 @@ void wr_slot_read(const wr_slot *s, wr_slot_view *out)
         }
         /* An RMW of 0, for its release half: the copies above stay
          * before it. */
+        if (atomic_fetch_add_explicit((atomic_uint *)&s->seq, 0, memory_order_acq_rel) == before ||
+            tries >= 1000)
+            return;
+    }
+}
+
+void wr_slot_read_metrics(const wr_slot *s, wr_slot_metrics *out)
+{
+    for (int tries = 0;; tries++) {
+        unsigned before = atomic_load_explicit(&s->seq, memory_order_acquire);
+
+        if (before & 1) {
+            if (tries < 1000)
+                continue;
+            memcpy(out, &s->metrics, sizeof *out); /* died mid-write: the counts as they are */
+            return;
+        }
+        memcpy(out, &s->metrics, sizeof *out);
         if (atomic_fetch_add_explicit((atomic_uint *)&s->seq, 0, memory_order_acq_rel) == before ||
             tries >= 1000)
             return;
@@ -175,6 +196,103 @@ void wr_slot_end(wr_slot *s, unsigned long handled, unsigned long failed)
     s->busy = 0;
     s->handled = handled;
     s->failed = failed;
+    write_end(s);
+}
+
+double wr_monotonic_seconds(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* The entry of (ROUTE, METHOD): found, else the first free one, else the
+ * last ("other").  A worker serves a handful of methods, so the scan is
+ * short; the last hit is tried first. */
+static wr_metrics_call *call_entry(wr_slot_metrics *m, const char *route, const char *method)
+{
+    static int last;
+    wr_metrics_call *c = &m->calls[last];
+
+    if (!strncmp(c->route, route, sizeof c->route - 1) &&
+        !strncmp(c->method, method, sizeof c->method - 1))
+        return c;
+    for (int i = 0; i < WR_METRICS_CALLS - 1; i++) {
+        c = &m->calls[i];
+        if (!c->route[0]) {
+            put(c->route, sizeof c->route, route);
+            put(c->method, sizeof c->method, method);
+        } else if (strncmp(c->route, route, sizeof c->route - 1) ||
+                   strncmp(c->method, method, sizeof c->method - 1)) {
+            continue;
+        }
+        last = i;
+        return c;
+    }
+    c = &m->calls[WR_METRICS_CALLS - 1];
+    if (!c->route[0]) {
+        put(c->route, sizeof c->route, "other");
+        put(c->method, sizeof c->method, "other");
+    }
+    return c;
+}
+
+static void count_code(wr_slot_metrics *m, int code, unsigned long n)
+{
+    for (int i = 0; i < WR_METRICS_CODES; i++) {
+        if (m->codes[i].code == code || !m->codes[i].code) {
+            m->codes[i].code = code;
+            m->codes[i].count += n;
+            return;
+        }
+    }
+    m->other_codes += n;
+}
+
+void wr_slot_end_call(wr_slot *s, unsigned long handled, unsigned long failed,
+                      const wr_call_record *rec)
+{
+    wr_slot_metrics *m = &s->metrics;
+    wr_metrics_call *c;
+    int b = 0;
+
+    write_begin(s);
+    s->busy = 0;
+    s->handled = handled;
+    s->failed = failed;
+    c = call_entry(m, rec->route, rec->method);
+    if (rec->error)
+        c->error++;
+    else
+        c->ok++;
+    while (b < WR_METRICS_BUCKETS - 1 && rec->seconds > wr_metrics_bounds[b])
+        b++;
+    c->buckets[b]++;
+    c->sum += rec->seconds;
+    for (size_t i = 0; i < rec->ncodes; i++)
+        count_code(m, rec->codes[i], rec->counts[i]);
+    m->other_codes += rec->more_codes;
+    m->poison_refusals += rec->refused != 0;
+    write_end(s);
+}
+
+void wr_slot_set_connected(wr_slot *s, int connected)
+{
+    write_begin(s);
+    s->metrics.connected = connected;
+    write_end(s);
+}
+
+void wr_slot_set_queues(wr_slot *s, const char *const *routes, const long *messages, size_t n,
+                        long long at_ms)
+{
+    write_begin(s);
+    for (size_t i = 0; i < n && i < WR_METRICS_ROUTES; i++) {
+        put(s->metrics.queues[i].route, sizeof s->metrics.queues[i].route, routes[i]);
+        s->metrics.queues[i].messages = messages[i];
+    }
+    s->metrics.queues_ms = at_ms;
     write_end(s);
 }
 

@@ -7,9 +7,9 @@
  * its children's state the same way.  Events (ready, exit) still travel on
  * the status pipe (common/ipc.h).
  *
- * The supervisor creates the memory (a memfd, one page per slot) and
+ * The supervisor creates the memory (a memfd, whole pages per slot) and
  * hands each worker its descriptor as fd WR_SCOREBOARD_FD; the worker maps
- * its own page and closes the descriptor.  A worker started by hand
+ * its own pages and closes the descriptor.  A worker started by hand
  * (no fd 4) writes to a private slot nobody reads.
  *
  * Consistency: a sequence counter, odd while the worker writes (a
@@ -22,7 +22,8 @@
  * outside the seqlock.  While it is set the worker counts, between calls
  * and at most once a second, the messages ready in its routes' queues
  * (worker/backlog.c) and writes the sum into backlog, for the dynamic
- * pool.  wr_scoreboard_clear zeroes it with the rest: set it again after.
+ * pool, and per route into metrics.queues, for GET /metrics.
+ * wr_scoreboard_clear zeroes it with the rest: set it again after.
  */
 #ifndef WR_SCOREBOARD_H
 #define WR_SCOREBOARD_H
@@ -33,6 +34,63 @@
 
 #define WR_SCOREBOARD_FD 4
 #define WR_SLOT_ERROR_MAX 256 /* last_error, with its NUL */
+
+/*
+ * The worker's metrics (supervisor/metrics.h renders them), kept in its
+ * slot under the seqlock: per (route, method) the requests answered by
+ * outcome with a histogram of their durations, the JSON-RPC error codes
+ * of the error responses, poison refusals, the broker connection, and the
+ * messages ready per route queue (counted with the backlog).  Fixed-size
+ * tables whose last entry takes whatever does not fit ("other"), so that
+ * counting a call is a few stores: no allocation, no system call.
+ */
+#define WR_METRICS_CALLS 64   /* (route, method) entries; the last is "other" */
+#define WR_METRICS_CODES 16   /* error codes; the last is "other" */
+#define WR_METRICS_BUCKETS 16 /* wr_metrics_bounds, then +Inf */
+#define WR_METRICS_ROUTES 32  /* routes whose queue depth is reported */
+
+/* The histogram's upper bounds, seconds (the last bucket, +Inf, has none). */
+extern const double wr_metrics_bounds[WR_METRICS_BUCKETS - 1];
+
+typedef struct wr_metrics_call {
+    char route[WR_IPC_TOKEN_MAX]; /* "" : entry unused */
+    char method[WR_IPC_TOKEN_MAX];
+    unsigned long ok, error;
+    unsigned long buckets[WR_METRICS_BUCKETS]; /* not cumulative: each its own range */
+    double sum;                                /* seconds */
+} wr_metrics_call;
+
+typedef struct wr_metrics_code {
+    int code; /* 0: entry unused (never a JSON-RPC error code) */
+    unsigned long count;
+} wr_metrics_code;
+
+typedef struct wr_metrics_queue {
+    char route[WR_IPC_TOKEN_MAX]; /* "" : unused */
+    long messages;                /* -1: not counted (yet, or the count failed) */
+} wr_metrics_queue;
+
+typedef struct wr_slot_metrics {
+    wr_metrics_call calls[WR_METRICS_CALLS];
+    wr_metrics_code codes[WR_METRICS_CODES];
+    unsigned long other_codes; /* error codes the table had no room for */
+    unsigned long poison_refusals;
+    int connected; /* to a broker: 1, else 0 */
+    wr_metrics_queue queues[WR_METRICS_ROUTES];
+    long long queues_ms; /* CLOCK_MONOTONIC ms of the last count; 0: never */
+} wr_slot_metrics;
+
+/* One answered request, as wr_slot_end_call counts it. */
+typedef struct wr_call_record {
+    const char *route, *method;
+    int error;              /* answered with an error (any) */
+    double seconds;         /* from its delivery to its reply */
+    const int *codes;       /* the error codes of its error responses */
+    const unsigned *counts; /* how many responses had each */
+    size_t ncodes;
+    unsigned long more_codes; /* error responses beyond those (no room) */
+    int refused;              /* a poison refusal */
+} wr_call_record;
 
 typedef struct wr_slot {
     atomic_uint seq;
@@ -49,6 +107,7 @@ typedef struct wr_slot {
     long long backlog_ms; /* CLOCK_MONOTONIC ms when it was counted; 0: never */
     char last_error[WR_SLOT_ERROR_MAX]; /* my latest ERROR log line's text, or "" */
     atomic_int want_backlog;            /* the supervisor's: count the backlog (not under seq) */
+    wr_slot_metrics metrics;            /* under seq, like the rest */
 } wr_slot;
 
 /* What a reader gets: a consistent copy. */
@@ -68,7 +127,7 @@ typedef struct wr_slot_view {
 typedef struct wr_scoreboard {
     int fd;
     int nslots;
-    unsigned char *base; /* nslots pages */
+    unsigned char *base; /* nslots slots of whole pages */
 } wr_scoreboard;
 
 /* Create a scoreboard of NSLOTS zeroed slots.  0, or -1 with errno. */
@@ -83,6 +142,9 @@ void wr_scoreboard_clear(const wr_scoreboard *sb, int i);
 
 /* A consistent copy of S. */
 void wr_slot_read(const wr_slot *s, wr_slot_view *out);
+
+/* A consistent copy of S's metrics. */
+void wr_slot_read_metrics(const wr_slot *s, wr_slot_metrics *out);
 
 /* Ask S's worker to count its backlog (ON nonzero) or to stop counting.
  * A plain atomic store: the worker sees it on its next turn. */
@@ -107,6 +169,23 @@ void wr_slot_begin(wr_slot *s, const wr_ipc_msg *m);
 /* The request in hand ended: answered (the counters are the new totals)
  * or dropped unanswered (the connection failed; the counters unchanged). */
 void wr_slot_end(wr_slot *s, unsigned long handled, unsigned long failed);
+
+/* The request in hand was answered (as wr_slot_end) and is counted in
+ * the metrics as REC says.  Stores only. */
+void wr_slot_end_call(wr_slot *s, unsigned long handled, unsigned long failed,
+                      const wr_call_record *rec);
+
+/* Connected to a broker (1) or not (0). */
+void wr_slot_set_connected(wr_slot *s, int connected);
+
+/* The messages ready per route queue: ROUTES[i] has MESSAGES[i] (-1:
+ * unknown), N routes (those past WR_METRICS_ROUTES are not kept). */
+void wr_slot_set_queues(wr_slot *s, const char *const *routes, const long *messages, size_t n,
+                        long long at_ms);
+
+/* Now, CLOCK_MONOTONIC, in seconds with nanoseconds (vDSO: no system
+ * call on Linux). */
+double wr_monotonic_seconds(void);
 
 /* Whether the supervisor wants the backlog counted (wr_slot_want_backlog). */
 int wr_slot_backlog_wanted(const wr_slot *s);

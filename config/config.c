@@ -35,6 +35,7 @@
 #include "config/config.h"
 
 #include <amqp.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -164,6 +165,7 @@ enum key_id {
     K_PLUGINS_LOAD,
     K_LOG_LEVEL,
     K_LOG_FORMAT,
+    K_METRICS_LISTEN,
     K_ROUTE_QUEUE,
     K_ROUTE_FORMAT,
     K_ROUTE_METHOD,
@@ -231,6 +233,8 @@ static const struct key keys[NKEYS] = {
                         PLUGIN_NAME_CHARS, NULL},
     [K_LOG_LEVEL] = {"log", "level", T_CHOICE, C(log_level), 0, 0, 0, "info", NULL, log_levels},
     [K_LOG_FORMAT] = {"log", "format", T_CHOICE, C(log_format), 0, 0, 0, "text", NULL, log_formats},
+    [K_METRICS_LISTEN] = {"metrics", "listen", T_STRING, C(metrics_listen), 0, 0, 0, NULL, NULL,
+                          NULL},
     [K_ROUTE_QUEUE] = {"route", "queue", T_STRING, R(queue), 0, 0, 0, NULL, NULL, NULL},
     [K_ROUTE_FORMAT] = {"route", "format", T_CHOICE, R(format), 0, 0, 0, "jsonrpc", NULL, formats},
     [K_ROUTE_METHOD] = {"route", "method", T_STRING, R(method), 0, 0, 0, NULL, NULL, NULL},
@@ -253,7 +257,7 @@ static const struct key keys[NKEYS] = {
                                  NULL, NULL, NULL},
 };
 
-static const char *const fixed_sections[] = {"broker", "pool", "plugins", "log"};
+static const char *const fixed_sections[] = {"broker", "pool", "plugins", "log", "metrics"};
 #define NFIXED (sizeof fixed_sections / sizeof fixed_sections[0])
 
 struct route_given {
@@ -1040,6 +1044,19 @@ static void validate_pool(struct load *l)
     }
 }
 
+/* [metrics] listen: HOST:PORT with a numeric IPv4 address, [IPv6] or
+ * localhost, and a port from 1 to 65535; the supervisor binds exactly
+ * that (wr_config_listen_addr). */
+static void validate_metrics(struct load *l)
+{
+    struct sockaddr_storage ss;
+    char err[160];
+
+    if (l->cfg->metrics_listen &&
+        wr_config_listen_addr(l->cfg->metrics_listen, &ss, err, sizeof err) < 0)
+        problem(l, l->given[K_METRICS_LISTEN], "listen: %s", err);
+}
+
 /* The second pass: rules between fields, each pointing at the line that
  * breaks it. */
 static void validate(struct load *l)
@@ -1053,6 +1070,7 @@ static void validate(struct load *l)
 
     validate_broker(l);
     validate_pool(l);
+    validate_metrics(l);
 
     for (size_t r = 0; r < cfg->nroutes; r++) {
         const int *given = l->routes[r].given;
@@ -1145,6 +1163,58 @@ static int load(wr_config *cfg, char *text, const char *const *overrides, size_t
         return -1;
     }
     return 0;
+}
+
+int wr_config_listen_addr(const char *text, struct sockaddr_storage *out, char *err, size_t errlen)
+{
+    const char *colon = strrchr(text, ':');
+    char host[INET6_ADDRSTRLEN + 2];
+    size_t hlen;
+    long port;
+
+    memset(out, 0, sizeof *out);
+    if (!colon || colon == text) {
+        snprintf(err, errlen, "expected HOST:PORT (127.0.0.1:9464, [::1]:9464), got \"%s\"", text);
+        return -1;
+    }
+    hlen = (size_t)(colon - text);
+    if (!parse_long(colon + 1, &port) || port < 1 || port > 65535) {
+        snprintf(err, errlen, "expected a port from 1 to 65535 after the colon, got \"%s\"",
+                 colon + 1);
+        return -1;
+    }
+    if (hlen >= sizeof host) {
+        snprintf(err, errlen, "host \"%.*s\" is too long for a numeric address", (int)hlen, text);
+        return -1;
+    }
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    if (!strcmp(host, "localhost"))
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+
+        host[hlen - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) == 1) {
+            a6->sin6_family = AF_INET6;
+            a6->sin6_port = htons((uint16_t)port);
+            return 0;
+        }
+        host[hlen - 1] = ']';
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+
+        if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+            a4->sin_family = AF_INET;
+            a4->sin_port = htons((uint16_t)port);
+            return 0;
+        }
+    }
+    snprintf(err, errlen,
+             "\"%s\" is not a numeric IPv4 address, [IPv6 address] or localhost (names are "
+             "not resolved)",
+             host);
+    return -1;
 }
 
 int wr_config_load_string(wr_config *cfg, const char *name, const char *text,

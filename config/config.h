@@ -11,6 +11,7 @@
  *             control_socket
  *   [plugins] dir, load
  *   [log]     level
+ *   [metrics] listen
  *   [route NAME]  queue, format, method, broadcast, queue_type, dead_letter,
  *                 exchange, exchange_declare, bindings, reply_exchange,
  *                 reply_prefix, request_timeout   (one or more routes)
@@ -21,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "common/diag.h"
 
@@ -129,6 +131,7 @@ typedef struct wr_config {
 
     /* WR_LOG_TEXT or WR_LOG_JSON (common/log.h); default text */
     int log_format;
+    char *metrics_listen; /* [metrics] listen: HOST:PORT of GET /metrics; NULL: off */
 
     wr_plugin_section *plugin_sections;
     size_t nplugin_sections;
@@ -158,5 +161,10 @@ int wr_config_write(const wr_config *cfg, FILE *out);
 const wr_plugin_section *wr_config_plugin_section(const wr_config *cfg, const char *name);
 
 void wr_config_free(wr_config *cfg);
+
+/* Parse TEXT as [metrics] listen takes it: IPV4:PORT, [IPV6]:PORT or
+ * localhost:PORT (127.0.0.1), port 1..65535, no name resolution.  0 with
+ * OUT filled, or -1 with ERR saying what is wrong. */
+int wr_config_listen_addr(const char *text, struct sockaddr_storage *out, char *err, size_t errlen);
 
 #endif

@@ -18,6 +18,8 @@ PACKAGES+=(clang libclang-rt-14-dev llvm libtsan2 valgrind)
 PACKAGES+=(scdoc mandoc bash-completion)
 # bench/run.sh: the plots in BENCHMARKS.md.
 PACKAGES+=(gnuplot-nox)
+# promtool, to check GET /metrics (tests/integration/test_metrics.c).
+PACKAGES+=(prometheus)
 
 die() {
     echo "deps.sh: $*" >&2

@@ -82,6 +82,10 @@ static void shut_loop(wr_supervisor *sup)
         wr_control_stop(&sup->control);
         sup->control_on = 0;
     }
+    if (sup->metrics_on) {
+        wr_metrics_stop(&sup->metrics_http);
+        sup->metrics_on = 0;
+    }
     for (int i = 0; i < sup->nslots; i++)
         if (sup->slots[i]) {
             wr_children_free(sup->slots[i]);
@@ -123,6 +127,7 @@ static void count_death(wr_supervisor *sup, const wr_ipc_msg *held, const char *
 
     if (e->deaths != (unsigned)sup->cfg->max_attempts)
         return;
+    sup->metrics.poison_declared++;
     wr_log_fields(WR_LOG_WARN,
                   WR_LOG_FIELDS(WR_LOG_STR("event", "poison"), WR_LOG_STR("route", e->route),
                                 WR_LOG_STR("correlation_id", e->msgid),
@@ -170,6 +175,27 @@ static int ready_count(const wr_supervisor *sup)
     return n;
 }
 
+/* Count C's end in warren_worker_restarts_total, unless it was asked to
+ * leave for good (the pool shrank) or warren is stopping. */
+static void count_restart(wr_supervisor *sup, const wr_child *c)
+{
+    int reason;
+
+    if (sup->state == WR_SUP_STOPPING)
+        return;
+    if (c->timed_out)
+        reason = WR_RESTART_TIMEOUT;
+    else if (c->recycle[0] || (c->retiring && outdated(sup, c)))
+        reason = WR_RESTART_RECYCLE;
+    else if (c->retiring)
+        return;
+    else if (c->term_signal)
+        reason = WR_RESTART_SIGNAL;
+    else
+        reason = WR_RESTART_EXIT;
+    sup->metrics.restarts[reason]++;
+}
+
 void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
 {
     uint64_t now = uv_now(sup->loop);
@@ -180,6 +206,12 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
 
     /* What it held, from its slot: it can no longer write there. */
     wr_slot_read(wr_scoreboard_slot(&sup->scoreboard, c->index), &slot);
+    if (sup->metrics_on) { /* its counts outlive it */
+        wr_slot_metrics gone;
+
+        wr_slot_read_metrics(wr_scoreboard_slot(&sup->scoreboard, c->index), &gone);
+        wr_metrics_fold(&sup->metrics.gone, &gone);
+    }
     wr_scoreboard_clear(&sup->scoreboard, c->index);
     sup->gone_handled += slot.handled;
     sup->gone_failed += slot.failed;
@@ -221,6 +253,7 @@ void wr_supervisor_child_gone(wr_supervisor *sup, wr_child *c)
     }
     if (slot.busy && sup->state != WR_SUP_STOPPING && failed)
         count_death(sup, &slot.current, how);
+    count_restart(sup, c);
 
     if (sup->state == WR_SUP_STOPPING) {
         wr_supervisor_exit_if_done(sup);
@@ -635,7 +668,7 @@ static void on_tick(uv_timer_t *t)
     for (int i = 0; i < sup->nslots; i++)
         if (sup->slots[i])
             wr_slot_want_backlog(wr_scoreboard_slot(&sup->scoreboard, i),
-                                 sup->cfg->min_workers > 0);
+                                 sup->cfg->min_workers > 0 || sup->metrics_on);
     dynamic_pool(sup, now, mono);
     crash_storm(sup, now);
     if (sup->state == WR_SUP_STOPPING)
@@ -867,6 +900,10 @@ int wr_supervisor_run(wr_config *cfg, const wr_supervisor_args *args)
         shut_loop(&sup); /* uv_run() below runs the close callbacks */
     } else {
         start_control(&sup);
+        if (sup.cfg->metrics_listen &&
+            wr_metrics_start(&sup.metrics_http, sup.loop, sup.cfg->metrics_listen,
+                             wr_supervisor_metrics, &sup) == 0)
+            sup.metrics_on = 1;
         wr_info("warren %s starting %d worker%s for %zu route%s (%s); plugins from %s",
                 WARREN_VERSION, sup.target, sup.target == 1 ? "" : "s", sup.cfg->nroutes,
                 sup.cfg->nroutes == 1 ? "" : "s", sup.title_routes, sup.plugin_dir);

@@ -25,11 +25,12 @@
 #include "config/config.h"
 #include "supervisor/children.h"
 #include "supervisor/control.h"
+#include "supervisor/metrics.h"
 #include "supervisor/poison.h"
 
 /* Slots in the scoreboard: the largest pool (1024) twice over, for a roll
- * that starts new workers before old ones leave.  A page each, but only
- * the pages of slots in use are ever touched. */
+ * that starts new workers before old ones leave.  Some 30 KiB each (the
+ * metrics tables), but only the pages of slots in use are ever touched. */
 #define WR_SUP_MAX_SLOTS 2048
 
 typedef enum wr_sup_state { WR_SUP_RUNNING = 0, WR_SUP_RELOADING, WR_SUP_STOPPING } wr_sup_state;
@@ -93,6 +94,10 @@ typedef struct wr_supervisor {
     wr_control control;
     int control_on;
 
+    wr_metrics_totals metrics;      /* restarts, poison, what gone workers counted */
+    wr_metrics_server metrics_http; /* GET /metrics ([metrics] listen) */
+    int metrics_on;                 /* it is listening */
+
     uv_signal_t sig_term, sig_int, sig_quit, sig_hup, sig_ttin, sig_ttou;
     uv_timer_t tick;
 } wr_supervisor;
@@ -124,6 +129,10 @@ int wr_supervisor_apply(wr_supervisor *sup, wr_config *cfg);
  * (malloc'd), and the one-line summary for systemd's STATUS=. */
 char *wr_supervisor_status_json(wr_supervisor *sup);
 void wr_supervisor_status_line(const wr_supervisor *sup, char *buf, size_t len);
+
+/* supervisor/scrape.c: the body of GET /metrics (a wr_metrics_body_fn;
+ * ARG is the supervisor). */
+char *wr_supervisor_metrics(void *arg, int openmetrics, size_t *len);
 
 /* Bring the pool to what is wanted: spawn, roll, retire.  Called after
  * every event that may change it. */

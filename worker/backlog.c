@@ -22,7 +22,7 @@ static long failed(amqp_connection_state_t conn, int channel, int *open, amqp_rp
 }
 
 long wr_backlog_count(amqp_connection_state_t conn, int channel, int *open, char *const *queues,
-                      size_t n, char *err, size_t errlen)
+                      size_t n, long *each, char *err, size_t errlen)
 {
     amqp_rpc_reply_t r;
     long sum = 0;
@@ -49,6 +49,8 @@ long wr_backlog_count(amqp_connection_state_t conn, int channel, int *open, char
             return failed(conn, channel, open, r);
         }
         sum += (long)ok->message_count;
+        if (each)
+            each[i] = (long)ok->message_count;
     }
     return sum;
 }

@@ -29,8 +29,10 @@
  * the broker closes the channel).  Returns the sum; -1 (ERR filled) when
  * the broker refused a declare or the channel (the connection is fine);
  * WR_BACKLOG_CONNECTION_LOST (ERR filled) when the connection failed.
+ * EACH (N longs, or NULL) gets each queue's count; on failure, those
+ * counted before it.
  */
 long wr_backlog_count(amqp_connection_state_t conn, int channel, int *open, char *const *queues,
-                      size_t n, char *err, size_t errlen);
+                      size_t n, long *each, char *err, size_t errlen);
 
 #endif

@@ -70,14 +70,14 @@ const char *wr_dispatch_method(const wr_job *job)
 void wr_dispatch_run(wr_job *job, const wr_dispatcher *d)
 {
     if (job->oversize) {
-        job->nerrors++;
+        wr_dispatch_count_error(job, WARREN_ERR_INVALID_REQUEST);
         wr_warn("route %s: rejected a %zu-byte message: over max_message_size (%ld)", job->label,
                 job->in.len, job->max_size);
         job->ops->fail(job, WARREN_ERR_INVALID_REQUEST, "Invalid Request: message too large", NULL);
         return;
     }
     if (job->in.bad_code) {
-        job->nerrors++;
+        wr_dispatch_count_error(job, job->in.bad_code);
         wr_log_fields(
             WR_LOG_WARN,
             WR_LOG_FIELDS(WR_LOG_STR("event", "bad_request"), WR_LOG_STR("route", job->label),
@@ -98,9 +98,26 @@ void wr_dispatch_run(wr_job *job, const wr_dispatcher *d)
     job->ops->run(job, d);
 }
 
+void wr_dispatch_count_error(wr_job *job, int code)
+{
+    job->nerrors++;
+    for (size_t i = 0; i < job->ncodes; i++)
+        if (job->codes[i] == code) {
+            job->code_counts[i]++;
+            return;
+        }
+    if (job->ncodes < WR_JOB_CODES) {
+        job->codes[job->ncodes] = code;
+        job->code_counts[job->ncodes++] = 1;
+        return;
+    }
+    job->more_codes++;
+}
+
 void wr_dispatch_refuse(wr_job *job, const char *why)
 {
-    job->nerrors = 1;
+    job->nerrors = 0;
+    wr_dispatch_count_error(job, WARREN_ERR_INTERNAL);
     job->ops->fail(job, WARREN_ERR_INTERNAL, why, NULL);
 }
 
@@ -114,7 +131,8 @@ int wr_dispatch_expired(wr_job *job, long long now_ms, wr_expired_stats *st)
     if (job->in.deadline_ms <= 0 || late <= 0)
         return 0;
     snprintf(msg, sizeof msg, "deadline passed %lld ms ago", late);
-    job->nerrors = 1;
+    job->nerrors = 0;
+    wr_dispatch_count_error(job, WR_ERR_DEADLINE);
     job->ops->fail(job, WR_ERR_DEADLINE, msg,
                    json_pack("{s:I, s:I, s:s}", "deadline_ms", (json_int_t)job->in.deadline_ms,
                              "late_ms", (json_int_t)late, "from", from));
@@ -207,7 +225,7 @@ json_t *wr_dispatch_run_method(wr_job *job, const wr_dispatcher *d)
     json_t *result;
 
     if (job->bad_code) {
-        job->nerrors++;
+        wr_dispatch_count_error(job, job->bad_code);
         wr_log_fields(
             WR_LOG_WARN,
             WR_LOG_FIELDS(WR_LOG_STR("event", "bad_request"), WR_LOG_STR("route", job->label),
@@ -219,7 +237,7 @@ json_t *wr_dispatch_run_method(wr_job *job, const wr_dispatcher *d)
         return NULL;
     }
     if (wr_dispatch_call(job, d, job->route->method, job->params, &result, &err) < 0) {
-        job->nerrors++;
+        wr_dispatch_count_error(job, err.code);
         job->ops->fail(job, err.code, err.message, err.data);
         return NULL;
     }

@@ -54,6 +54,8 @@ typedef struct wr_dispatcher {
 
 typedef struct wr_job wr_job;
 
+#define WR_JOB_CODES 8
+
 /* One message format: how its bodies are read and its replies written. */
 typedef struct wr_format_ops {
     const char *name;
@@ -99,7 +101,16 @@ struct wr_job {
     char error_message[256]; /* for the x-error-code/x-error-message headers */
     unsigned ncalls;         /* calls executed */
     unsigned nerrors;        /* error responses produced (any code) */
+    /* Their codes, for the metrics (wr_dispatch_count_error): the first
+     * WR_JOB_CODES distinct ones with how often, then how many more. */
+    int codes[WR_JOB_CODES];
+    unsigned code_counts[WR_JOB_CODES];
+    size_t ncodes;
+    unsigned long more_codes;
 };
+
+/* One more error response in JOB's reply, with CODE. */
+void wr_dispatch_count_error(wr_job *job, int code);
 
 /* Decode IN, which arrived on ROUTE (read as its format says), into JOB
  * (zeroing it first).  Bodies over MAX_SIZE bytes are not parsed at all.

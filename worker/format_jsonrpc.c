@@ -47,7 +47,7 @@ static json_t *call_one(wr_job *job, const wr_dispatcher *d, const wr_rpc_call *
     json_t *result;
 
     if (wr_dispatch_call(job, d, c->method, c->params, &result, &err) < 0) {
-        job->nerrors++;
+        wr_dispatch_count_error(job, err.code);
         return wr_jsonrpc_error(c->id, err.code, err.message, err.data);
     }
     return wr_jsonrpc_result(c->id, result);
@@ -58,6 +58,12 @@ static const char *error_text(json_t *response)
     return json_string_value(json_object_get(json_object_get(response, "error"), "message"));
 }
 
+/* The code of an error response. */
+static int error_code(json_t *response)
+{
+    return (int)json_integer_value(json_object_get(json_object_get(response, "error"), "code"));
+}
+
 static void run(wr_job *job, const wr_dispatcher *d)
 {
     json_t *response = NULL, *batch = NULL;
@@ -65,7 +71,7 @@ static void run(wr_job *job, const wr_dispatcher *d)
     const char *first_problem = NULL;
 
     if (job->req.error) {
-        job->nerrors++;
+        wr_dispatch_count_error(job, error_code(job->req.error));
         wr_warn("route %s: bad request (%zu bytes): %s", job->label, job->in.len,
                 error_text(job->req.error));
         set_response(job, json_incref(job->req.error));
@@ -88,7 +94,7 @@ static void run(wr_job *job, const wr_dispatcher *d)
                                                              "code")) == WARREN_ERR_INVALID_PARAMS)
                 continue;
             r = json_incref(c->error);
-            job->nerrors++;
+            wr_dispatch_count_error(job, error_code(c->error));
         } else {
             r = call_one(job, d, c);
             if (!c->id) { /* notification: the result is never sent */

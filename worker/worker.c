@@ -149,6 +149,11 @@ typedef struct worker {
     int backlog_open;          /* WR_BACKLOG_CHANNEL is open on this connection */
     int backlog_failing;       /* the last count failed (logged once) */
     long long backlog_next_ms; /* no count before this (CLOCK_MONOTONIC) */
+    long *queue_counts;        /* per route, the last count (for the metrics), owned */
+
+    /* The metrics of the request in hand (common/scoreboard.h). */
+    double job_t0;   /* wr_monotonic_seconds() when it was taken */
+    int job_refused; /* refused as poison or spent: counted as a refusal */
 
     wr_commands commands; /* from the supervisor, on stdin */
     int exit_code;        /* nonzero: stop and exit with it (a queue that exists
@@ -257,6 +262,7 @@ static int refuse_job(worker *w, const char *msgid, const wr_refusal *why)
         dead ? "moving it to the dead-letter queue" : "rejecting it without requeue");
     wr_dispatch_refuse(&w->job, msg);
     w->cur->dead_letter = dead ? why : NULL;
+    w->job_refused = 1;
     rc = finish_job(w, !dead);
     drop_job(w);
     return rc;
@@ -274,6 +280,8 @@ static int start_job(worker *w, request *rq)
     const wr_ipc_msg *poison;
     wr_refusal why;
 
+    w->job_t0 = wr_monotonic_seconds();
+    w->job_refused = 0;
     w->route = wr_topology_route_of(w->cfg, w->consumer_tags, env->consumer_tag);
     if (!w->route) /* cannot happen: we only consume with our own tags */
         w->route = &w->cfg->routes[0];
@@ -408,6 +416,25 @@ static int settle(worker *w)
     return st == AMQP_STATUS_OK ? 0 : -1;
 }
 
+/* What the metrics count of the job in hand, answered now (REC filled,
+ * returned).  A method that does not exist is counted as "(unknown)": the
+ * caller's free text would fill the table. */
+static const wr_call_record *call_record(const worker *w, const request *rq, wr_call_record *rec)
+{
+    int unknown = w->job.ncodes && w->job.codes[0] == WARREN_ERR_METHOD_NOT_FOUND;
+
+    *rec = (wr_call_record){.route = rq->route->name,
+                            .method = unknown ? "(unknown)" : wr_dispatch_method(&w->job),
+                            .error = w->job.nerrors > 0,
+                            .seconds = wr_monotonic_seconds() - w->job_t0,
+                            .codes = w->job.codes,
+                            .counts = w->job.code_counts,
+                            .ncodes = w->job.ncodes,
+                            .more_codes = w->job.more_codes,
+                            .refused = w->job_refused};
+    return rec;
+}
+
 /*
  * Publish the finished job's reply where the request asked, then hand the
  * request to the outbox: it is acked (or, with REJECT, rejected without
@@ -418,6 +445,7 @@ static int settle(worker *w)
 static int finish_job(worker *w, int reject)
 {
     request *rq = w->cur;
+    wr_call_record rec;
 
     rq->reject = reject;
     wr_outbox_begin(&w->outbox, &rq->sent);
@@ -447,7 +475,7 @@ static int finish_job(worker *w, int reject)
     w->handled++;
     if (w->job.nerrors)
         w->failed++;
-    wr_slot_end(w->slot, w->handled, w->failed);
+    wr_slot_end_call(w->slot, w->handled, w->failed, call_record(w, rq, &rec));
     if (w->handled == w->retire_after)
         ask_to_retire(w);
     return settle(w); /* nothing published: acked at once */
@@ -698,11 +726,19 @@ static int count_backlog(worker *w)
 {
     char err[512] = "";
     long n = wr_backlog_count(w->conn, WR_BACKLOG_CHANNEL, &w->backlog_open, w->queues,
-                              w->cfg->nroutes, err, sizeof err);
+                              w->cfg->nroutes, w->queue_counts, err, sizeof err);
     long long now = wr_monotonic_ms();
+    const char *names[WR_METRICS_ROUTES];
+    size_t nnames = w->cfg->nroutes < WR_METRICS_ROUTES ? w->cfg->nroutes : WR_METRICS_ROUTES;
 
     w->backlog_next_ms = now + 1000;
     wr_slot_set_backlog(w->slot, n < 0 ? -1 : n, now);
+    for (size_t i = 0; i < nnames; i++) {
+        names[i] = w->cfg->routes[i].name;
+        if (n < 0)
+            w->queue_counts[i] = -1;
+    }
+    wr_slot_set_queues(w->slot, names, w->queue_counts, nnames, now);
     if (n == WR_BACKLOG_CONNECTION_LOST) {
         wr_error("connection lost counting the backlog: %s", err);
         return -1;
@@ -919,7 +955,8 @@ static int worker_open(worker *w, const char *plugin_dir, long long started_ms)
     }
     w->consumer_tags = calloc(cfg->nroutes, sizeof *w->consumer_tags);
     w->queues = wr_topology_queue_names(cfg, (long)w->builtins.supervisor_pid);
-    if (!w->consumer_tags || !w->queues) {
+    w->queue_counts = calloc(cfg->nroutes, sizeof *w->queue_counts);
+    if (!w->consumer_tags || !w->queues || !w->queue_counts) {
         wr_error("out of memory");
         return WR_EXIT_SOFTWARE;
     }
@@ -939,6 +976,7 @@ static void worker_close(worker *w)
             free(w->consumer_tags[i]);
     free(w->consumer_tags);
     wr_topology_free_queue_names(w->cfg, w->queues);
+    free(w->queue_counts);
     wr_runner_stop(w->runner);
     wr_plugins_unload(w->plugins);
     wr_commands_free(&w->commands);
@@ -1037,8 +1075,10 @@ static void run(worker *w)
                     cfg->nroutes == 1 ? "" : "s", cfg->prefetch, node);
             report(w, &ready);
             w->cancelled = 0;
+            wr_slot_set_connected(w->slot, 1);
             wr_runner_attach(w->runner, amqp_get_sockfd(w->conn), amqp_get_heartbeat(w->conn));
             int why = serve(w);
+            wr_slot_set_connected(w->slot, 0);
             abandon_work(w);
             wr_runner_attach(w->runner, -1, 0);
             if (why == SERVE_STOP) {

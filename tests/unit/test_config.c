@@ -763,6 +763,8 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "level = info\n"
                            "format = text\n"
                            "\n"
+                           "[metrics]\n"
+                           "\n"
                            "[route rpc]\n"
                            "queue = q\n"
                            "format = jsonrpc\n"
@@ -1210,4 +1212,56 @@ Test(config, log_format_defaults_to_text_and_takes_json)
     wr_config_free(&cfg);
     expect_errors("[log]\nformat = xml\n" MINIMAL,
                   "warren.conf:2: format: expected one of text, json, got \"xml\"\n");
+}
+
+Test(config, metrics_listen_is_off_by_default)
+{
+    wr_config cfg;
+
+    load_ok(&cfg, MINIMAL, NULL, 0);
+    cr_expect_null(cfg.metrics_listen);
+    wr_config_free(&cfg);
+}
+
+Test(config, metrics_listen_takes_ipv4_ipv6_and_localhost)
+{
+    static const char *const good[] = {"127.0.0.1:9464", "0.0.0.0:1", "[::1]:9464", "[::]:65535",
+                                       "localhost:9464"};
+    char text[256];
+
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        wr_config cfg;
+        struct sockaddr_storage ss;
+        char err[160];
+
+        snprintf(text, sizeof text, MINIMAL "[metrics]\nlisten = %s\n", good[i]);
+        load_ok(&cfg, text, NULL, 0);
+        cr_expect_str_eq(cfg.metrics_listen, good[i]);
+        cr_expect_eq(wr_config_listen_addr(good[i], &ss, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(ss.ss_family, good[i][0] == '[' ? AF_INET6 : AF_INET);
+        wr_config_free(&cfg);
+    }
+}
+
+Test(config, metrics_listen_errors_name_file_line_and_the_problem)
+{
+    static const struct {
+        const char *value, *error;
+    } bad[] = {
+        {"9464", "expected HOST:PORT (127.0.0.1:9464, [::1]:9464), got \"9464\""},
+        {"127.0.0.1:0", "expected a port from 1 to 65535 after the colon, got \"0\""},
+        {"127.0.0.1:65536", "expected a port from 1 to 65535 after the colon, got \"65536\""},
+        {"127.0.0.1:http", "expected a port from 1 to 65535 after the colon, got \"http\""},
+        {"example.com:9464", "\"example.com\" is not a numeric IPv4 address, [IPv6 address] or "
+                             "localhost (names are not resolved)"},
+        {"::1:9464", "\"::1\" is not a numeric IPv4 address, [IPv6 address] or localhost (names "
+                     "are not resolved)"},
+    };
+    char text[256], want[512];
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, MINIMAL "[metrics]\nlisten = %s\n", bad[i].value);
+        snprintf(want, sizeof want, "warren.conf:4: listen: %s\n", bad[i].error);
+        expect_errors(text, want);
+    }
 }

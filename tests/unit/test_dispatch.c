@@ -724,3 +724,32 @@ Test(dispatch, no_reply_prefix_no_id_text)
     cr_assert_null(job.reply_id);
     wr_dispatch_free(&job);
 }
+
+/* The metrics count every error response by code (wr_job's codes). */
+Test(dispatch, error_codes_are_counted_for_the_metrics)
+{
+    const char *body = "[{\"jsonrpc\":\"2.0\",\"method\":\"test.fail\",\"id\":1},"
+                       "{\"jsonrpc\":\"2.0\",\"method\":\"nope\",\"id\":2},"
+                       "{\"jsonrpc\":\"2.0\",\"method\":\"test.fail\",\"id\":3},"
+                       "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1],\"id\":4}]";
+    wr_delivery in = {.body = body, .len = strlen(body), .reply_to = "r"};
+    wr_dispatcher d = {.plugins = plugins};
+    wr_job job;
+
+    wr_dispatch_prepare(&job, &route, &in, 1024);
+    wr_dispatch_run(&job, &d);
+    cr_expect_eq(job.nerrors, 3);
+    cr_assert_eq(job.ncodes, 2);
+    cr_expect_eq(job.codes[0], 1001);
+    cr_expect_eq(job.code_counts[0], 2);
+    cr_expect_eq(job.codes[1], WARREN_ERR_METHOD_NOT_FOUND);
+    cr_expect_eq(job.code_counts[1], 1);
+    cr_expect_eq(job.more_codes, 0);
+    wr_dispatch_free(&job);
+
+    wr_dispatch_prepare(&job, &route, &(wr_delivery){.body = "{", .len = 1, .reply_to = "r"}, 1024);
+    wr_dispatch_run(&job, &d);
+    cr_assert_eq(job.ncodes, 1);
+    cr_expect_eq(job.codes[0], WARREN_ERR_PARSE);
+    wr_dispatch_free(&job);
+}
