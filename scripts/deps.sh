@@ -18,6 +18,9 @@ PACKAGES+=(clang libclang-rt-14-dev llvm libtsan2 valgrind)
 PACKAGES+=(scdoc mandoc bash-completion)
 # bench/run.sh: the plots in BENCHMARKS.md.
 PACKAGES+=(gnuplot-nox)
+# The Debian package (packaging/build-deb.sh) and its clean-chroot install
+# test (tests/deb_test.sh).
+PACKAGES+=(debhelper dpkg-dev lintian debootstrap curl)
 
 die() {
     echo "deps.sh: $*" >&2
