@@ -20,6 +20,9 @@ PACKAGES+=(scdoc mandoc bash-completion)
 PACKAGES+=(gnuplot-nox)
 # promtool, to check GET /metrics (tests/integration/test_metrics.c).
 PACKAGES+=(prometheus)
+# The Debian package (packaging/build-deb.sh) and its clean-chroot install
+# test (tests/deb_test.sh).
+PACKAGES+=(debhelper dpkg-dev lintian debootstrap curl)
 
 die() {
     echo "deps.sh: $*" >&2

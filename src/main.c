@@ -42,7 +42,8 @@ static void usage(FILE *out)
             "Prefork RPC worker pool for RabbitMQ.  Runs in the foreground and logs to stderr.\n"
             "\n"
             "  -c, --config FILE    config file (default: ../etc/warren/warren.conf next to\n"
-            "                       the binary, i.e. PREFIX/etc/warren/warren.conf)\n"
+            "                       the binary, i.e. PREFIX/etc/warren/warren.conf; a\n"
+            "                       /usr build for a package: /etc/warren/warren.conf)\n"
             "  -o, --set S.K=V      override key K of section S; repeatable.  For named\n"
             "                       sections write route.NAME.KEY=V or plugin.NAME.KEY=V\n"
             "  -t, --check          validate the config and load the plugins, then exit:\n"
@@ -87,6 +88,25 @@ static char *beside_exe(const char *exe, const char *rel)
         return strdup(real);
     }
     return path;
+}
+
+/* The default config, malloc'd (NULL out of memory).  Relocatable as a
+ * rule: PREFIX/etc/warren/warren.conf beside PREFIX/bin, wherever PREFIX
+ * is (a build tree, `cmake --install --prefix DIR`).  A build configured
+ * with an absolute sysconfdir (-DCMAKE_INSTALL_SYSCONFDIR=/etc, as the
+ * Debian package's /usr build is) looks there instead, but only when the
+ * binary runs from the prefix it was built for: a copy elsewhere stays
+ * relocatable. */
+static char *default_config_path(const char *exe)
+{
+#ifdef WARREN_SYSCONFDIR
+    char *bindir = beside_exe(exe, "bin"), built[PATH_MAX];
+    int ours = bindir && realpath(WARREN_PREFIX "/bin", built) && strcmp(bindir, built) == 0;
+    free(bindir);
+    if (ours)
+        return strdup(WARREN_SYSCONFDIR "/warren/warren.conf");
+#endif
+    return beside_exe(exe, "etc/warren/warren.conf");
 }
 
 /* The broker as --check shows it: every node's URI with its password
@@ -202,7 +222,7 @@ int main(int argc, char **argv)
     /* Clients of a running warren's control socket (src/control_cli.c). */
     if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0 ||
                      strcmp(argv[1], "stop") == 0)) {
-        default_config = beside_exe(exe, "etc/warren/warren.conf");
+        default_config = default_config_path(exe);
         rc = wr_control_cli_main(argc - 1, argv + 1, default_config);
         goto out;
     }
@@ -256,8 +276,7 @@ int main(int argc, char **argv)
     }
 
     wr_log_set_ident("supervisor");
-    if (!config_path &&
-        !(config_path = default_config = beside_exe(exe, "etc/warren/warren.conf"))) {
+    if (!config_path && !(config_path = default_config = default_config_path(exe))) {
         fprintf(stderr, "warren: out of memory\n");
         rc = WR_EXIT_SOFTWARE;
         goto out;

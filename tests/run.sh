@@ -64,3 +64,18 @@ echo "=== fuzz ===" >&2
 tests/fuzz/run.sh "${WARREN_FUZZ_SECONDS:-30}"
 echo "=== daemon check: ThreadSanitizer, valgrind ===" >&2
 tests/daemon_check.sh
+
+# The Debian package (README "Debian package"): built with dpkg-buildpackage,
+# lintian-clean, installed with apt in a clean Debian 12 chroot, where
+# `warren --check` and a real warren answering warren-call must work.  About
+# 2 minutes cold, 75 s with the debootstrap cache (/var/cache/warren-deb-test).
+# Needs root (debootstrap, chroot); skipped (77) when the mirror cannot be
+# reached.
+echo "=== Debian package ===" >&2
+rc=0
+tests/deb_test.sh || rc=$?
+if [ "$rc" -eq 77 ]; then
+    echo "Debian package test skipped (see above)" >&2
+elif [ "$rc" -ne 0 ]; then
+    exit "$rc"
+fi
