@@ -11,6 +11,7 @@
  *     broker), and a plugin's .so or the worker program replaced on disk,
  *     starts a new generation: the workers are rolled, one at a time
  *     (supervisor.c, wr_supervisor_converge);
+ *   - [metrics] listen and control_socket take effect at the next start;
  *   - a bad config is logged with FILE:LINE (by the child) and the running
  *     one kept: nothing restarts.
  */
@@ -59,7 +60,8 @@ static char *signature(const char *text, const wr_config *cfg, const char *dir, 
     char *sig = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&sig, &len);
-    int ours = 0; /* in [pool] or a [route] */
+    int ours = 0;    /* in [pool] or a [route] */
+    int metrics = 0; /* in [metrics]: the supervisor's alone */
 
     if (!out)
         return NULL;
@@ -67,9 +69,11 @@ static char *signature(const char *text, const wr_config *cfg, const char *dir, 
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
 
-        if (n && p[0] == '[')
+        if (n && p[0] == '[') {
             ours = !strncmp(p, "[pool]", 6) || !strncmp(p, "[route ", 7);
-        if (!(ours && supervisor_key(p, n)))
+            metrics = !strncmp(p, "[metrics]", 9);
+        }
+        if (!metrics && !(ours && supervisor_key(p, n)))
             fprintf(out, "%.*s\n", (int)n, p);
         p += n + (nl ? 1 : 0);
     }
