@@ -266,7 +266,7 @@ Test(metrics, a_scrape_under_load_passes_promtool, .timeout = 300)
                     "checked",
                     path);
     } else {
-        snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
+        snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'", path);
         rc = wr_test_sh(cmd, &out, &err);
         cr_expect_eq(rc, 0, "promtool check metrics: %s%s", out ? out : "", err ? err : "");
         free(out);
