@@ -3,7 +3,7 @@
  * request at a time.
  *
  * The per-message path reads top to bottom in serve():
- *   receive (amqp_consume_message) → start_job (decode, report "start",
+ *   receive (worker/envelope.c) → start_job (decode, report "start",
  *   hand to the runner thread) → finish_job (publish the reply, report
  *   "done", hand the request to the outbox) → settle, when the broker's
  *   basic.ack for the reply arrives (ack the request).
@@ -82,6 +82,7 @@
 #include "worker/deadletter.h"
 #include "worker/delivery.h"
 #include "worker/dispatch.h"
+#include "worker/envelope.h"
 #include "worker/outbox.h"
 #include "worker/plugin_loader.h"
 #include "worker/recycle.h"
@@ -228,7 +229,7 @@ static void request_id(const amqp_basic_properties_t *p, char *out, size_t size)
 
 static void free_request(request *rq)
 {
-    amqp_destroy_envelope(&rq->env);
+    wr_envelope_free(&rq->env);
     free(rq);
 }
 
@@ -567,52 +568,41 @@ static int read_return(worker *w, amqp_channel_t channel, const amqp_basic_retur
     return 0;
 }
 
-/* A frame that is not a delivery arrived (rabbitmq-c said
- * AMQP_STATUS_UNEXPECTED_STATE).  Read it.  Returns 0 to carry on, -1 when
- * the channel or connection is gone. */
-static int handle_other_frame(worker *w)
+/* A frame that is not a delivery arrived: act on it.  Returns 0 to carry
+ * on, -1 when the channel or connection is gone. */
+static int handle_other_frame(worker *w, const amqp_frame_t *f)
 {
-    amqp_frame_t frame;
-    struct timeval zero = {0, 0};
-    int st = amqp_simple_wait_frame_noblock(w->conn, &frame, &zero);
-
-    if (st == AMQP_STATUS_TIMEOUT)
+    if (f->frame_type != AMQP_FRAME_METHOD)
         return 0;
-    if (st != AMQP_STATUS_OK) {
-        wr_error("connection lost: %s", amqp_error_string2(st));
-        return -1;
-    }
-    if (frame.frame_type != AMQP_FRAME_METHOD)
-        return 0;
-    switch (frame.payload.method.id) {
+    switch (f->payload.method.id) {
     case AMQP_CHANNEL_CLOSE_METHOD: {
-        amqp_channel_close_t *m = frame.payload.method.decoded;
+        amqp_channel_close_t *m = f->payload.method.decoded;
         wr_error("broker closed the channel: %u %.*s", m->reply_code, (int)m->reply_text.len,
                  (char *)m->reply_text.bytes);
         return -1;
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
-        amqp_connection_close_t *m = frame.payload.method.decoded;
+        amqp_connection_close_t *m = f->payload.method.decoded;
         wr_error("broker closed the connection: %u %.*s", m->reply_code, (int)m->reply_text.len,
                  (char *)m->reply_text.bytes);
         return -1;
     }
     case AMQP_BASIC_ACK_METHOD: {
-        amqp_basic_ack_t *m = frame.payload.method.decoded;
+        amqp_basic_ack_t *m = f->payload.method.decoded;
         wr_outbox_confirm(&w->outbox, m->delivery_tag, m->multiple, 0);
         return settle(w);
     }
     case AMQP_BASIC_NACK_METHOD: {
-        amqp_basic_nack_t *m = frame.payload.method.decoded;
+        amqp_basic_nack_t *m = f->payload.method.decoded;
         wr_outbox_confirm(&w->outbox, m->delivery_tag, m->multiple, 1);
         return settle(w);
     }
     case AMQP_BASIC_RETURN_METHOD:
-        return read_return(w, frame.channel, frame.payload.method.decoded);
+        return read_return(w, f->channel, f->payload.method.decoded);
     case AMQP_BASIC_CANCEL_METHOD: {
-        const wr_route *r = wr_topology_route_of(
-            w->cfg, w->consumer_tags,
-            ((amqp_basic_cancel_t *)frame.payload.method.decoded)->consumer_tag);
+        const wr_route *r =
+            wr_topology_route_of(w->cfg, w->consumer_tags,
+                                 ((amqp_basic_cancel_t *)f->payload.method.decoded)->consumer_tag);
         /* The broker's notice crossed our own basic.cancel (it came before
          * the cancel-ok and waited in the frame queue): the consumer is
          * gone either way, and we are stopping. */
@@ -636,37 +626,45 @@ static int handle_other_frame(worker *w)
 static int receive(worker *w)
 {
     struct timeval zero = {0, 0};
-    amqp_envelope_t env;
-    amqp_rpc_reply_t r;
+    amqp_frame_t frame;
+    request *rq;
+    int st;
 
     amqp_maybe_release_buffers(w->conn);
-    r = amqp_consume_message(w->conn, &env, &zero, 0);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-        request *rq = calloc(1, sizeof *rq);
-        if (!rq) {
-            /* Unacked; the broker redelivers it after we reconnect. */
-            amqp_destroy_envelope(&env);
-            wr_error("out of memory queueing a delivery");
-            return -1;
-        }
-        rq->env = env;
-        if (w->tail)
-            w->tail->next = rq;
-        else
-            w->head = rq;
-        w->tail = rq;
+    st = amqp_simple_wait_frame_noblock(w->conn, &frame, &zero);
+    if (st == AMQP_STATUS_TIMEOUT)
         return 0;
-    }
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-        if (r.library_error == AMQP_STATUS_TIMEOUT)
-            return 0;
-        if (r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
-            return handle_other_frame(w);
-        wr_error("connection lost: %s", amqp_error_string2(r.library_error));
+    if (st != AMQP_STATUS_OK) {
+        wr_error("connection lost: %s", amqp_error_string2(st));
         return -1;
     }
-    wr_error("connection lost: unexpected reply from amqp_consume_message");
-    return -1;
+    if (frame.frame_type != AMQP_FRAME_METHOD ||
+        frame.payload.method.id != AMQP_BASIC_DELIVER_METHOD)
+        return handle_other_frame(w, &frame);
+    /* Unacked when anything fails: the broker redelivers it after we
+     * reconnect. */
+    rq = calloc(1, sizeof *rq);
+    if (!rq) {
+        wr_error("out of memory queueing a delivery");
+        return -1;
+    }
+    st = wr_envelope_read(w->conn, &frame, &rq->env);
+    if (st != 0) {
+        free(rq);
+        if (st == AMQP_STATUS_NO_MEMORY)
+            wr_error("out of memory reading a delivery");
+        else if (st == AMQP_STATUS_UNEXPECTED_STATE)
+            wr_error("connection lost: the broker sent something else than a delivery's content");
+        else
+            wr_error("connection lost reading a delivery: %s", amqp_error_string2(st));
+        return -1;
+    }
+    if (w->tail)
+        w->tail->next = rq;
+    else
+        w->head = rq;
+    w->tail = rq;
+    return 0;
 }
 
 /* Which of serve()'s poll slots is which. */
