@@ -33,6 +33,14 @@ static const char *method(const wr_job *job)
     return "-";
 }
 
+/* The reply key's ID, from the first call answered, on routes whose
+ * replies go to PREFIX.ID. */
+static void set_reply_id(wr_job *job, json_t *id)
+{
+    if (!job->reply_id && job->route->reply_prefix)
+        job->reply_id = wr_jsonrpc_id_text(id);
+}
+
 static void set_response(wr_job *job, json_t *response)
 {
     job->reply = wr_jsonrpc_encode(response, &job->reply_len);
@@ -40,17 +48,18 @@ static void set_response(wr_job *job, json_t *response)
     json_decref(response);
 }
 
-/* Run one valid call.  Returns a new response object. */
-static json_t *call_one(wr_job *job, const wr_dispatcher *d, const wr_rpc_call *c)
+/* Run one valid call.  Returns 0 with *OUT its result, or -1 with *OUT
+ * an error response (new references; NULL: out of memory, or null). */
+static int call_one(wr_job *job, const wr_dispatcher *d, const wr_rpc_call *c, json_t **out)
 {
     warren_error err;
-    json_t *result;
 
-    if (wr_dispatch_call(job, d, c->method, c->params, &result, &err) < 0) {
+    if (wr_dispatch_call(job, d, c->method, c->params, out, &err) < 0) {
         wr_dispatch_count_error(job, err.code);
-        return wr_jsonrpc_error(c->id, err.code, err.message, err.data);
+        *out = wr_jsonrpc_error(c->id, err.code, err.message, err.data);
+        return -1;
     }
-    return wr_jsonrpc_result(c->id, result);
+    return 0;
 }
 
 static const char *error_text(json_t *response)
@@ -96,14 +105,22 @@ static void run(wr_job *job, const wr_dispatcher *d)
             r = json_incref(c->error);
             wr_dispatch_count_error(job, error_code(c->error));
         } else {
-            r = call_one(job, d, c);
+            int ok = call_one(job, d, c, &r) == 0;
             if (!c->id) { /* notification: the result is never sent */
                 json_decref(r);
                 continue;
             }
+            if (ok && !batch) { /* the common case: no response object */
+                set_reply_id(job, c->id);
+                job->reply = wr_jsonrpc_encode_result(c->id, r, &job->reply_len);
+                job->reply_type = JSON_TYPE;
+                json_decref(r);
+                continue;
+            }
+            if (ok)
+                r = wr_jsonrpc_result(c->id, r);
         }
-        if (!job->reply_id && job->route->reply_prefix) /* the reply key's ID */
-            job->reply_id = wr_jsonrpc_id_text(c->id);
+        set_reply_id(job, c->id);
         if (batch)
             json_array_append_new(batch, r);
         else

@@ -150,6 +150,42 @@ char *wr_jsonrpc_encode(const json_t *response, size_t *len)
     return s;
 }
 
+char *wr_jsonrpc_encode_result(const json_t *id, const json_t *result, size_t *len)
+{
+    static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
+    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY; /* as wr_jsonrpc_encode */
+    const size_t nh = sizeof head - 1, nm = sizeof mid - 1;
+    char small[1024], *s;
+    size_t nr, ni, at;
+
+    if (!result)
+        result = json_null();
+    if (!id)
+        id = json_null();
+    nr = json_dumpb(result, small, sizeof small, flags);
+    ni = json_dumpb(id, NULL, 0, flags); /* a number or a short string */
+    if (nr == 0 || ni == 0 || !(s = malloc(nh + nr + nm + ni + 2)))
+        return NULL;
+    memcpy(s, head, nh);
+    at = nh;
+    if (nr <= sizeof small)
+        memcpy(s + at, small, nr);
+    else if (json_dumpb(result, s + at, nr, flags) != nr) {
+        free(s);
+        return NULL;
+    }
+    at += nr;
+    memcpy(s + at, mid, nm);
+    at += nm;
+    json_dumpb(id, s + at, ni, flags);
+    at += ni;
+    s[at++] = '}';
+    s[at] = '\0';
+    if (len)
+        *len = at;
+    return s;
+}
+
 /* An error response for one entry, with the entry's id when it had a
  * usable one, else null. */
 static json_t *entry_error(json_t *id, int code, const char *msg)

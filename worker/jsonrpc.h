@@ -67,6 +67,15 @@ json_t *wr_jsonrpc_error(json_t *id, int code, const char *msg, json_t *data);
  * NUL-terminated string the caller frees, or NULL on allocation failure. */
 char *wr_jsonrpc_encode(const json_t *response, size_t *len);
 
+/* What wr_jsonrpc_encode(wr_jsonrpc_result(ID, RESULT)) writes, byte for
+ * byte, without building the response object: the envelope is written
+ * around RESULT's and ID's own encodings.  Both borrowed (NULL means
+ * null).  The call path's answer to one call: jansson's dump checks every
+ * object and array for a loop with a hashtable of its own, and the
+ * response object cost that and ten allocations per call.  Returns a
+ * malloc'd NUL-terminated string, or NULL on allocation failure. */
+char *wr_jsonrpc_encode_result(const json_t *id, const json_t *result, size_t *len);
+
 /* A request id as text, for routing keys built from it ("q538", "42",
  * "1.5"): malloc'd, or NULL for an id that is absent, null, not a string
  * or number, a string holding \u0000, or out of memory. */

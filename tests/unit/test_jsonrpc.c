@@ -621,6 +621,51 @@ Test(jsonrpc, encode_without_len)
     json_decref(resp);
 }
 
+/* The call path's writer gives what the builder and the encoder give,
+ * byte for byte, for every kind of result and id, a result larger than
+ * its stack buffer included; it borrows both. */
+Test(jsonrpc, encode_result_matches_the_built_response)
+{
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    json_t *results[] = {NULL,
+                         json_null(),
+                         json_true(),
+                         json_integer(-42),
+                         json_real(0.1),
+                         json_string("caf\xc3\xa9 \"quoted\" \\ \n"),
+                         json_pack("[i,s,{s:[]}]", 1, "two", "three"),
+                         json_pack("{s:i,s:{s:n}}", "b", 2, "a", "c"),
+                         json_string(big),
+                         json_pack("[s,s]", big, big)};
+    json_t *ids[] = {NULL, json_integer(7), json_string("q-\xc3\xa9\"1"), json_null()};
+
+    for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
+        for (size_t j = 0; j < sizeof ids / sizeof ids[0]; j++) {
+            json_t *resp = wr_jsonrpc_result(ids[j], json_incref(results[i]));
+            size_t want_len, got_len;
+            char *want = wr_jsonrpc_encode(resp, &want_len);
+            char *got = wr_jsonrpc_encode_result(ids[j], results[i], &got_len);
+
+            cr_assert_str_eq(got, want, "result %zu, id %zu", i, j);
+            cr_assert_eq(got_len, want_len);
+            cr_assert_eq(strlen(got), got_len);
+            free(want);
+            free(got);
+            json_decref(resp);
+        }
+    }
+    for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
+        /* borrowed: back to the test's own reference (singletons aside) */
+        if (results[i] && results[i]->refcount != (size_t)-1)
+            cr_assert_eq(results[i]->refcount, 1, "result %zu", i);
+        json_decref(results[i]);
+    }
+    for (size_t j = 0; j < sizeof ids / sizeof ids[0]; j++)
+        json_decref(ids[j]);
+}
+
 Test(jsonrpc, decoded_error_responses_encode)
 {
     wr_rpc_request req;
