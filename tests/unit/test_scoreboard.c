@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,6 +105,40 @@ Test(scoreboard, the_supervisor_reads_what_a_dead_worker_held)
     wr_slot_read(wr_scoreboard_slot(&sb, 2), &v);
     cr_assert_not(v.busy);
     cr_assert_eq(v.handled, 0);
+    wr_scoreboard_destroy(&sb);
+}
+
+/* Pages of [P, P + LEN) resident in this process (mincore). */
+static size_t resident_pages(const void *p, size_t len)
+{
+    unsigned char vec[64];
+    size_t n = (len + 4095) / 4096, in = 0;
+
+    cr_assert_leq(n, sizeof vec);
+    cr_assert_eq(mincore((void *)p, len, vec), 0);
+    for (size_t i = 0; i < n; i++)
+        in += vec[i] & 1;
+    return in;
+}
+
+Test(scoreboard, clearing_zeroes_the_whole_slot_without_mapping_it)
+{
+    wr_scoreboard sb;
+    cr_assert_eq(wr_scoreboard_create(&sb, 2), 0);
+    unsigned char *a = (unsigned char *)wr_scoreboard_slot(&sb, 0);
+    unsigned char *b = (unsigned char *)wr_scoreboard_slot(&sb, 1);
+    size_t len = (size_t)(b - a);
+
+    memset(a, 0x5a, len);
+    memset(b, 0x6b, len);
+    cr_assert_eq(resident_pages(a, len), (len + 4095) / 4096);
+    wr_scoreboard_clear(&sb, 0);
+    /* The pages went back to the memfd: none is resident until read. */
+    cr_assert_eq(resident_pages(a, len), 0);
+    for (size_t i = 0; i < len; i++)
+        cr_assert_eq(a[i], 0, "byte %zu", i);
+    for (size_t i = 0; i < len; i++)
+        cr_assert_eq(b[i], 0x6b, "neighbour's byte %zu", i);
     wr_scoreboard_destroy(&sb);
 }
 
