@@ -21,6 +21,7 @@
  */
 #include "worker/jsonrpc.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,65 +126,80 @@ json_t *wr_jsonrpc_error(json_t *id, int code, const char *msg, json_t *data)
     return resp;
 }
 
-char *wr_jsonrpc_encode(const json_t *response, size_t *len)
-{
-    /* JSON_ENCODE_ANY only so that a stray scalar still encodes; real
-     * responses are objects or arrays.  Reals keep jansson's default 17
-     * significant digits, which round-trip every double exactly. */
-    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
-    char small[1024], *s;
-    size_t n = json_dumpb(response, small, sizeof small, flags);
+/*
+ * An encoding being written: jansson's encoder appends to it as it goes,
+ * so a response of any size is encoded in one pass (json_dumpb into a
+ * fixed buffer needs a second pass once the response outgrows it, which
+ * doubled the cost of a 64 KiB reply).  Room is always kept for the NUL.
+ */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} out_buf;
 
-    /* Into a buffer on the stack first: one malloc for the usual small
-     * response, not json_dumps' growing string buffer. */
-    if (n == 0 || !(s = malloc(n + 1)))
-        return NULL;
-    if (n <= sizeof small)
-        memcpy(s, small, n);
-    else if (json_dumpb(response, s, n, flags) != n) {
-        free(s);
+static int out_append(const char *bytes, size_t n, void *data)
+{
+    out_buf *o = data;
+
+    if (n >= o->cap - o->len) {
+        size_t cap = o->cap ? o->cap : 256;
+        char *s;
+
+        while (n >= cap - o->len) {
+            if (cap > SIZE_MAX / 2)
+                return -1;
+            cap *= 2;
+        }
+        if (!(s = realloc(o->s, cap)))
+            return -1;
+        o->s = s;
+        o->cap = cap;
+    }
+    memcpy(o->s + o->len, bytes, n);
+    o->len += n;
+    return 0;
+}
+
+/* JSON_ENCODE_ANY only so that a stray scalar still encodes; real
+ * responses are objects or arrays.  Reals keep jansson's default 17
+ * significant digits, which round-trip every double exactly. */
+static int out_json(out_buf *o, const json_t *v)
+{
+    return json_dump_callback(v, out_append, o, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* O's text, NUL-terminated (its length in *LEN), or NULL, freed, when
+ * anything failed to append. */
+static char *out_finish(out_buf *o, int failed, size_t *len)
+{
+    if (failed || !o->s) {
+        free(o->s);
         return NULL;
     }
-    s[n] = '\0';
+    o->s[o->len] = '\0';
     if (len)
-        *len = n;
-    return s;
+        *len = o->len;
+    return o->s;
+}
+
+char *wr_jsonrpc_encode(const json_t *response, size_t *len)
+{
+    out_buf o = {0};
+
+    return out_finish(&o, out_json(&o, response) < 0, len);
 }
 
 char *wr_jsonrpc_encode_result(const json_t *id, const json_t *result, size_t *len)
 {
     static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
-    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY; /* as wr_jsonrpc_encode */
-    const size_t nh = sizeof head - 1, nm = sizeof mid - 1;
-    char small[1024], *s;
-    size_t nr, ni, at;
+    out_buf o = {0};
+    int bad = out_append(head, sizeof head - 1, &o) < 0;
 
-    if (!result)
-        result = json_null();
-    if (!id)
-        id = json_null();
-    nr = json_dumpb(result, small, sizeof small, flags);
-    ni = json_dumpb(id, NULL, 0, flags); /* a number or a short string */
-    if (nr == 0 || ni == 0 || !(s = malloc(nh + nr + nm + ni + 2)))
-        return NULL;
-    memcpy(s, head, nh);
-    at = nh;
-    if (nr <= sizeof small)
-        memcpy(s + at, small, nr);
-    else if (json_dumpb(result, s + at, nr, flags) != nr) {
-        free(s);
-        return NULL;
-    }
-    at += nr;
-    memcpy(s + at, mid, nm);
-    at += nm;
-    json_dumpb(id, s + at, ni, flags);
-    at += ni;
-    s[at++] = '}';
-    s[at] = '\0';
-    if (len)
-        *len = at;
-    return s;
+    bad = bad || out_json(&o, result ? result : json_null()) < 0;
+    bad = bad || out_append(mid, sizeof mid - 1, &o) < 0;
+    bad = bad || out_json(&o, id ? id : json_null()) < 0;
+    bad = bad || out_append("}", 1, &o) < 0;
+    return out_finish(&o, bad, len);
 }
 
 /* An error response for one entry, with the entry's id when it had a

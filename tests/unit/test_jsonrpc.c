@@ -666,6 +666,39 @@ Test(jsonrpc, encode_result_matches_the_built_response)
         json_decref(ids[j]);
 }
 
+/* The encoder grows its buffer while jansson writes: every length around
+ * the doublings, up to a 64 KiB reply, comes out as jansson's own
+ * json_dumps writes it. */
+Test(jsonrpc, encode_matches_jansson_at_every_size)
+{
+    static char text[65537];
+    size_t sizes[] = {0, 1, 200, 226, 227, 228, 229, 230, 255, 256, 511, 512, 1000, 4093, 65536};
+
+    json_t *id = json_integer(1);
+
+    memset(text, 'y', sizeof text - 1);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        json_t *result = json_stringn(text, sizes[k]);
+        json_t *resp = wr_jsonrpc_result(id, json_incref(result));
+        char *want = json_dumps(resp, JSON_COMPACT);
+        size_t len = 0;
+        char *got = wr_jsonrpc_encode(resp, &len);
+
+        cr_assert_not_null(got, "size %zu", sizes[k]);
+        cr_assert_str_eq(got, want, "size %zu", sizes[k]);
+        cr_assert_eq(len, strlen(want), "size %zu", sizes[k]);
+        free(got);
+        got = wr_jsonrpc_encode_result(id, result, &len);
+        cr_assert_str_eq(got, want, "size %zu", sizes[k]);
+        cr_assert_eq(len, strlen(want), "size %zu", sizes[k]);
+        free(got);
+        free(want);
+        json_decref(resp);
+        json_decref(result);
+    }
+    json_decref(id);
+}
+
 Test(jsonrpc, decoded_error_responses_encode)
 {
     wr_rpc_request req;
