@@ -19,8 +19,10 @@ reply (warren-bench's exit status says so too: a second look).  `max` prints the
 of warren's and warren-bare --confirm's median calls/s in that cell (exit 1
 if either is missing): the 100 % of the latency-against-load runs.
 
-Every figure is the median over the cell's rounds; ratios are ratios of
-medians.  Standard library only (Debian's /usr/bin/python3).
+Every figure is the median over the cell's rounds.  The throughput and
+latency ratios of warren to a reference are the median of the per-round
+ratios (warren's run over the reference's run of the same round, made
+seconds apart); the other ratios are ratios of medians.  Standard library only (Debian's /usr/bin/python3).
 """
 import json
 import os
@@ -102,6 +104,17 @@ class Figures:
         rs = self.cells.get((part, cell, server), [])
         return median(self.value(r, what) for r in rs if r.get("started"))
 
+    def paired(self, part, cell, server, ref, what):
+        """The median over the rounds of SERVER's WHAT over REF's in the
+        same round.  The two runs of a round are seconds apart, so the
+        machine's drift over the minutes of a cell cancels out of each
+        ratio, which a ratio of medians taken from different rounds keeps."""
+        def by_round(s):
+            return {r.get("round"): self.value(r, what) for r in self.cells.get((part, cell, s), [])
+                    if r.get("started")}
+        a, b = by_round(server), by_round(ref)
+        return median([q for k in a if k in b for q in [ratio(a[k], b[k])] if q is not None])
+
     def cell_names(self, part):
         seen = []
         for r in self.runs:
@@ -181,20 +194,20 @@ def throughput_tables(f, part, title, lead):
     rows, lrows, ratios = [], [], []
     for c in cells:
         key = cell_key(part, c)
-        w = f.med(part, c, "warren", "calls_per_s")
         row = key[:3] + [num(f.med(part, c, s, "calls_per_s")) for s in servers]
         lrow = key[:3] + [lat3(f, part, c, s) for s in servers]
         for s in others:
-            q = ratio(w, f.med(part, c, s, "calls_per_s"))
+            q = f.paired(part, c, "warren", s, "calls_per_s")
             row.append(rx(q))
             ratios.append((c, s, "calls_per_s", q))
         for s in others:
-            q = ratio(f.med(part, c, "warren", "p99_ms"), f.med(part, c, s, "p99_ms"))
+            q = f.paired(part, c, "warren", s, "p99_ms")
             lrow.append(rx(q))
             ratios.append((c, s, "p99_ms", q))
         rows.append(row)
         lrows.append(lrow)
-    text = "## %s\n\n%s\n\nCalls/s (median of the rounds):\n\n" % (title, lead)
+    text = ("## %s\n\n%s\n\nCalls/s (median of the rounds; a ratio is the median of the rounds' "
+            "ratios, each of two runs made seconds apart):\n\n" % (title, lead))
     text += table(head + servers + ["warren / %s" % s for s in others], rows)
     text += "\nLatency p50 / p99 / p99.9 (ms):\n\n"
     text += table(head + servers + ["p99 warren / %s" % s for s in others], lrows)

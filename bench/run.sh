@@ -386,11 +386,15 @@ run() {
 # cell PART CELL "SERVERS" WORKERS PREFETCH [BENCH ARGS...]: the servers
 # in turns, BENCH_ROUNDS times.
 cell() {
-    local part=$1 name=$2 servers=$3 n=$4 prefetch=$5 r s
+    local part=$1 name=$2 servers=$3 n=$4 prefetch=$5 r i
+    local -a order
     shift 5
+    read -ra order <<<"$servers"
     for ((r = 1; r <= rounds; r++)); do
-        for s in $servers; do
-            run "$part" "$name" "$s" "$r" "$n" "$prefetch" "$@"
+        # Each round starts with the next server (A B C, B C A, C A B, ...),
+        # so that none always runs first, or always after the same one.
+        for ((i = 0; i < ${#order[@]}; i++)); do
+            run "$part" "$name" "${order[(r - 1 + i) % ${#order[@]}]}" "$r" "$n" "$prefetch" "$@"
         done
     done
 }

@@ -64,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/time.h>
 #include <time.h>
@@ -667,8 +668,62 @@ static int receive(worker *w)
     return 0;
 }
 
-/* Which of serve()'s poll slots is which. */
+/* Which of serve()'s wait slots is which. */
 enum { P_AMQP, P_RUNNER, P_SIGNALS, P_COMMANDS, P_SUPERVISOR, P_COUNT };
+
+/*
+ * What serve() waits on: an epoll set, made once per connection, holding
+ * the descriptors a poll() would be given.  A worker waits about once per
+ * call, and poll() registers on and unregisters from every descriptor
+ * each time (five of them, where a bare loop has one): about 3 % of a
+ * worker's CPU per echo call at prefetch 1.  epoll_wait costs the same
+ * whatever is in the set.
+ */
+typedef struct {
+    int ep;
+    int fd[P_COUNT]; /* what each slot holds now, or -1 */
+} waitset;
+
+static int waitset_open(waitset *s)
+{
+    for (int i = 0; i < P_COUNT; i++)
+        s->fd[i] = -1;
+    s->ep = epoll_create1(EPOLL_CLOEXEC);
+    return s->ep < 0 ? -1 : 0;
+}
+
+/* Make SLOT hold FD (-1: nothing), waiting for EVENTS (hangups and errors
+ * are always reported).  Called before each wait with what the slot
+ * should hold now: the commands channel and the supervisor's pipe drop
+ * out once closed, as a level-triggered set would report them forever. */
+static int waitset_want(waitset *s, int slot, int fd, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.u32 = (uint32_t)slot};
+
+    if (s->fd[slot] == fd)
+        return 0;
+    if (s->fd[slot] >= 0)
+        epoll_ctl(s->ep, EPOLL_CTL_DEL, s->fd[slot], NULL);
+    s->fd[slot] = -1;
+    if (fd >= 0 && epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -1;
+    s->fd[slot] = fd;
+    return 0;
+}
+
+/* Wait up to MS for any slot; FDS[slot].revents says what happened (the
+ * EPOLL and POLL event bits are the same).  poll()'s return value. */
+static int waitset_wait(waitset *s, struct pollfd *fds, int ms)
+{
+    struct epoll_event ev[P_COUNT];
+    int n = epoll_wait(s->ep, ev, P_COUNT, ms);
+
+    for (int i = 0; i < P_COUNT; i++)
+        fds[i] = (struct pollfd){.fd = s->fd[i]};
+    for (int i = 0; i < n; i++)
+        fds[ev[i].data.u32].revents = (short)ev[i].events;
+    return n;
+}
 
 /* Act on what poll() saw on everything but the AMQP socket and the
  * runner: a stop signal, commands, the supervisor's end of the pipe. */
@@ -769,9 +824,9 @@ static int wait_ms(const worker *w, int tick_ms)
  * The event loop of one connection.  Returns SERVE_STOP once a stop was
  * requested, the consumers are cancelled, every delivery received is
  * answered and every answered request is settled; SERVE_RECONNECT when
- * the connection failed.
+ * the connection failed.  It waits on WS (serve() below makes it).
  */
-static int serve(worker *w)
+static int serve_on(worker *w, waitset *ws)
 {
     int amqp_fd = amqp_get_sockfd(w->conn);
     int hb = w->cfg->heartbeat;
@@ -821,18 +876,21 @@ static int serve(worker *w)
         if (!amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn)) {
             if (flush_acks(w) < 0)
                 return SERVE_RECONNECT;
-            struct pollfd fds[P_COUNT] = {
-                [P_AMQP] = {.fd = amqp_fd, .events = POLLIN},
-                [P_RUNNER] = {.fd = wr_runner_fd(w->runner), .events = POLLIN},
-                [P_SIGNALS] = {.fd = wr_signals_fd(), .events = POLLIN},
-                [P_COMMANDS] = {.fd = w->commands.open ? STDIN_FILENO : -1, .events = POLLIN},
-                /* POLLHUP: the supervisor is gone */
-                [P_SUPERVISOR] = {.fd = w->ipc_ok ? WR_IPC_FD : -1, .events = 0},
-            };
-            int n = poll(fds, P_COUNT, wait_ms(w, tick_ms));
+            struct pollfd fds[P_COUNT];
+            int n;
 
+            if (waitset_want(ws, P_AMQP, amqp_fd, EPOLLIN) < 0 ||
+                waitset_want(ws, P_RUNNER, wr_runner_fd(w->runner), EPOLLIN) < 0 ||
+                waitset_want(ws, P_SIGNALS, wr_signals_fd(), EPOLLIN) < 0 ||
+                waitset_want(ws, P_COMMANDS, w->commands.open ? STDIN_FILENO : -1, EPOLLIN) < 0 ||
+                /* a hangup only: the supervisor is gone */
+                waitset_want(ws, P_SUPERVISOR, w->ipc_ok ? WR_IPC_FD : -1, 0) < 0) {
+                wr_error("epoll_ctl: %s", strerror(errno));
+                return SERVE_RECONNECT;
+            }
+            n = waitset_wait(ws, fds, wait_ms(w, tick_ms));
             if (n < 0 && errno != EINTR) {
-                wr_error("poll: %s", strerror(errno));
+                wr_error("epoll_wait: %s", strerror(errno));
                 return SERVE_RECONNECT;
             }
             if (n > 0)
@@ -845,6 +903,21 @@ static int serve(worker *w)
         if (receive(w) < 0)
             return SERVE_RECONNECT;
     }
+}
+
+/* serve_on() with a wait set of its own for this connection. */
+static int serve(worker *w)
+{
+    waitset ws;
+    int rc;
+
+    if (waitset_open(&ws) < 0) {
+        wr_error("epoll_create1: %s", strerror(errno));
+        return SERVE_RECONNECT;
+    }
+    rc = serve_on(w, &ws);
+    close(ws.ep);
+    return rc;
 }
 
 /* Sleep MS milliseconds unless a stop is requested or the supervisor
