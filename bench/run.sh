@@ -4,7 +4,7 @@
 # (warren-bare), side by side, in turns, on one private broker; writes
 # BENCHMARKS.md and the plots in bench/plots/.
 #
-#   bench/run.sh                 the full benchmark (about 30 minutes on 2 cores)
+#   bench/run.sh                 the full benchmark (about 45 minutes on 2 cores)
 #   BENCH_QUICK=1 bench/run.sh   the smoke: a few cells, 1 round, 1 s each (about a minute);
 #                                writes its report to a temp file, not BENCHMARKS.md
 #
@@ -12,7 +12,8 @@
 #   BENCH_SECONDS   seconds per measured run (default 3; 1 with BENCH_QUICK), after a
 #                   BENCH_WARMUP (default 0.5) not counted
 #   BENCH_MIX_SECONDS  seconds per run of the mixed workload (default 10; 2 with BENCH_QUICK)
-#   BENCH_ROUNDS    rounds per cell (default 3; 1 with BENCH_QUICK); figures are medians
+#   BENCH_ROUNDS    rounds per cell (default 5; 1 with BENCH_QUICK); figures are medians,
+#                   warren's ratios to a reference the median of the rounds' ratios
 #   BENCH_RATE_PREFETCH  prefetch of the latency-against-load runs (default 16)
 #   BENCH_QUEUE_TYPE  classic (default) or quorum: every server's queue.  Classic
 #                   by default because the broker then does the least per call, so
@@ -31,8 +32,10 @@
 # Why in turns: on a shared 2-core machine the figures drift over minutes;
 # only figures taken within seconds of each other compare.  So each cell
 # runs warren, warren-bare --confirm and warren-bare one after another, then
-# again, BENCH_ROUNDS times, each run on a fresh queue, and the report takes
-# medians.  Every run is checked: a wrong, duplicated or lost call, an error
+# again, BENCH_ROUNDS times, each round starting with the next server (so
+# none always goes first), each run on a fresh queue.  The report takes
+# medians, and a ratio of warren to a reference is the median of the
+# rounds' ratios: each compares two runs made seconds apart.  Every run is checked: a wrong, duplicated or lost call, an error
 # reply, or a server that does not exit 0 on SIGTERM fails the script
 # (after the report is written with what it has).
 #
@@ -53,7 +56,7 @@ if [ "$quick" = 1 ]; then
 else
     seconds=${BENCH_SECONDS:-3}
     mix_seconds=${BENCH_MIX_SECONDS:-10}
-    rounds=${BENCH_ROUNDS:-3}
+    rounds=${BENCH_ROUNDS:-5}
 fi
 warmup=${BENCH_WARMUP:-0.5}
 rate_prefetch=${BENCH_RATE_PREFETCH:-16}
