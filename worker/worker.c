@@ -166,7 +166,7 @@ typedef struct worker {
 
 static void report(worker *w, const wr_ipc_msg *m)
 {
-    /* A dead supervisor is noticed by poll() on the pipe; here a failed
+    /* A dead supervisor is noticed by the wait on the pipe (a hangup); here a failed
      * write only stops further reports. */
     if (w->ipc_ok && wr_ipc_send(WR_IPC_FD, m) < 0)
         w->ipc_ok = 0;
@@ -308,7 +308,7 @@ static int start_job(worker *w, request *rq)
     wr_ipc_body_hash(env->message.body.bytes, env->message.body.len, m.hash);
 
     /* Only a redelivery can be a message that killed a worker.  Commands
-     * that arrived since the last poll are read first. */
+     * that arrived since the last wait are read first. */
     if (env->redelivered && w->commands.open && wr_commands_read(&w->commands, 0) < 0)
         wr_signals_request_stop();
     poison = env->redelivered ? wr_commands_poisoned(&w->commands, w->route->name, m.msgid, m.hash)
@@ -346,7 +346,7 @@ static uint64_t lowest_open_tag(const worker *w)
 }
 
 /* Send the due multiple ack, if any.  Called before the worker waits
- * (poll) and before it starts a job, so an ack never waits behind a
+ * (serve's wait) and before it starts a job, so an ack never waits behind a
  * handler.  0, or -1 when the connection failed. */
 static int flush_acks(worker *w)
 {
@@ -725,7 +725,7 @@ static int waitset_wait(waitset *s, struct pollfd *fds, int ms)
     return n;
 }
 
-/* Act on what poll() saw on everything but the AMQP socket and the
+/* Act on what the wait saw on everything but the AMQP socket and the
  * runner: a stop signal, commands, the supervisor's end of the pipe. */
 static void handle_side_channels(worker *w, const struct pollfd *fds)
 {
@@ -802,7 +802,7 @@ static int count_backlog(worker *w)
     return 0;
 }
 
-/* How long poll() may sleep: TICK_MS, but between calls at most a second
+/* How long the wait may sleep: TICK_MS, but between calls at most a second
  * (the supervisor may set want_backlog while we wait: an idle worker
  * must see it, and then count about once a second), and no later than
  * the next backlog count is due. */
