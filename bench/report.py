@@ -22,7 +22,8 @@ if either is missing): the 100 % of the latency-against-load runs.
 Every figure is the median over the cell's rounds.  The throughput and
 latency ratios of warren to a reference are the median of the per-round
 ratios (warren's run over the reference's run of the same round, made
-seconds apart); the other ratios are ratios of medians.  Standard library only (Debian's /usr/bin/python3).
+seconds apart); the other ratios are ratios of medians.  Standard library
+only (Debian's /usr/bin/python3).
 """
 import json
 import os
@@ -476,14 +477,14 @@ def targets(f, ratios, sleep_got, mem, startup_ms, startup_workers):
     def met(ok):
         return "–" if ok is None else ("met" if ok else "**not met**")
 
-    # Throughput >= 0.95x bare at every shape (echo cells; the issue's
-    # reference is the plain bare loop; against --confirm too).
     # How many of the failing cells failed in every round: a median can
     # land past the line on noise, a cell below in every round did not.
     def every_round(cells, ref, what, bad):
         return sum(1 for c in cells
                    if all(bad(q) for q in f.round_ratios("echo", c, "warren", ref, what) or [None]))
 
+    # Throughput >= 0.95x bare at every shape (echo cells; the issue's
+    # reference is the plain bare loop; against --confirm too).
     for ref in ("bare", "bare-confirm"):
         qs = [(q, c) for c, s, k, q in ratios if s == ref and k == "calls_per_s" and q is not None]
         if qs:

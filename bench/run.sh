@@ -35,9 +35,10 @@
 # again, BENCH_ROUNDS times, each round starting with the next server (so
 # none always goes first), each run on a fresh queue.  The report takes
 # medians, and a ratio of warren to a reference is the median of the
-# rounds' ratios: each compares two runs made seconds apart.  Every run is checked: a wrong, duplicated or lost call, an error
-# reply, or a server that does not exit 0 on SIGTERM fails the script
-# (after the report is written with what it has).
+# rounds' ratios: each compares two runs made seconds apart.  Every run is
+# checked: a wrong, duplicated or lost call, an error reply, or a server
+# that does not exit 0 on SIGTERM fails the script (after the report is
+# written with what it has).
 #
 # What each run leaves: one JSON line in $work/runs.jsonl (the load
 # generator's --json object, the servers' peak RSS, CPU ticks of the

@@ -166,8 +166,8 @@ typedef struct worker {
 
 static void report(worker *w, const wr_ipc_msg *m)
 {
-    /* A dead supervisor is noticed by the wait on the pipe (a hangup); here a failed
-     * write only stops further reports. */
+    /* A dead supervisor is noticed as a hangup on the pipe by serve()'s
+     * wait; here a failed write only stops further reports. */
     if (w->ipc_ok && wr_ipc_send(WR_IPC_FD, m) < 0)
         w->ipc_ok = 0;
 }
