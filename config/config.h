@@ -6,9 +6,9 @@
  *   [broker]  uri, heartbeat, connect_timeout, ca_file, cert_file, key_file,
  *             password_file
  *   [pool]    workers, prefetch, max_message_size, shutdown_timeout,
- *             max_attempts, max_batch, request_timeout, max_requests, max_rss,
- *             min_workers, max_workers, idle_timeout, startup_timeout,
- *             control_socket
+ *             max_attempts, max_batch, request_timeout, reply_retry,
+ *             max_requests, max_rss, min_workers, max_workers, idle_timeout,
+ *             startup_timeout, control_socket
  *   [plugins] dir, load
  *   [log]     level
  *   [metrics] listen
@@ -108,6 +108,8 @@ typedef struct wr_config {
     int max_batch;         /* calls in one JSON-RPC batch, 1..1000000; default 1000 */
     int request_timeout;   /* seconds a call may run before its worker is killed; 0: no
                               limit; default 30 (a route may set its own) */
+    int reply_retry;       /* seconds a reply the broker nacks is sent again before
+                              its request is acked anyway; 0: never; default 30 */
     int max_requests;      /* a worker retires after about this many (±10%); 0: never */
     long max_rss;          /* bytes; a worker above it retires between calls; 0: no limit */
     int min_workers;       /* a dynamic pool: both set (0: a fixed pool of `workers`) */

@@ -41,7 +41,9 @@ static json_t *status(const wr_builtins *b)
  * own: "expired", the requests answered with the deadline error instead of
  * being run (counted in "requests" and "failed" too); "replies_returned"
  * and "replies_nacked", replies that reached no one (no queue took them,
- * or the broker refused them), whose requests were acked all the same. */
+ * or the broker refused them until [pool] reply_retry ran out), whose
+ * requests were acked all the same; "replies_resent", how often a reply
+ * the broker refused was sent again. */
 static json_t *with_counters(const wr_builtins *b, json_t *st)
 {
     const struct {
@@ -51,6 +53,7 @@ static json_t *with_counters(const wr_builtins *b, json_t *st)
         {"expired", b->expired},
         {"replies_returned", b->returned},
         {"replies_nacked", b->nacked},
+        {"replies_resent", b->resent},
     };
 
     for (size_t i = 0; st && i < sizeof counters / sizeof counters[0]; i++)

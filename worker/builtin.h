@@ -22,7 +22,8 @@ typedef struct wr_builtins {
     const unsigned long *handled; /* the worker's counters, borrowed */
     const unsigned long *failed;
     const unsigned long *returned; /* replies no queue took; may be NULL */
-    const unsigned long *nacked;   /* replies the broker nacked; may be NULL */
+    const unsigned long *nacked;   /* replies the broker nacked for good; may be NULL */
+    const unsigned long *resent;   /* nacked replies sent again; may be NULL */
     const unsigned long *expired;  /* not run: deadline passed; NULL: not counted */
     const wr_plugins *plugins;
 } wr_builtins;

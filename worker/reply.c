@@ -105,10 +105,29 @@ static const amqp_table_entry_t *correlation_header(const amqp_basic_properties_
     return NULL;
 }
 
+wr_reply wr_reply_of(const wr_job *job)
+{
+    return (wr_reply){.route = job->route,
+                      .body = job->reply,
+                      .len = job->reply_len,
+                      .type = job->reply_type,
+                      .id = job->reply_id,
+                      .error_code = job->error_code,
+                      .error_message = job->error_message};
+}
+
 int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic_properties_t *req,
                      const wr_job *job)
 {
-    const wr_route *route = job->route;
+    wr_reply r = wr_reply_of(job);
+
+    return wr_reply_send(conn, channel, req, &r);
+}
+
+int wr_reply_send(amqp_connection_state_t conn, int channel, const amqp_basic_properties_t *req,
+                  const wr_reply *r)
+{
+    const wr_route *route = r->route;
     const char *reply_exchange = route->reply_exchange ? route->reply_exchange : route->exchange;
     const amqp_table_entry_t *corr;
     amqp_basic_properties_t props;
@@ -139,8 +158,8 @@ int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic
             goto out;
         }
         ret = 0;
-    } else if (route->reply_prefix && reply_exchange && job->reply_id) {
-        if (asprintf(&key, "%s.%s", route->reply_prefix, job->reply_id) < 0)
+    } else if (route->reply_prefix && reply_exchange && r->id) {
+        if (asprintf(&key, "%s.%s", route->reply_prefix, r->id) < 0)
             key = NULL;
         if (!key || !(exchange = strdup(reply_exchange))) {
             wr_error("route %s: out of memory building a reply key", route->name);
@@ -155,7 +174,7 @@ int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic
 
     memset(&props, 0, sizeof props);
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-    props.content_type = amqp_cstring_bytes(job->reply_type ? job->reply_type : "application/json");
+    props.content_type = amqp_cstring_bytes(r->type ? r->type : "application/json");
     props.delivery_mode =
         (req->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && req->delivery_mode == 2 ? 2 : 1;
     if (req->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
@@ -166,8 +185,8 @@ int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic
      * with its field kind unchanged (borrowed from the request). */
     if ((corr = correlation_header(req)))
         headers[nheaders++] = *corr;
-    if (amqp10_properties(req, job->reply_type ? job->reply_type : "application/json", &props10,
-                          &props10_len) < 0) {
+    if (amqp10_properties(req, r->type ? r->type : "application/json", &props10, &props10_len) <
+        0) {
         wr_error("route %s: out of memory building a reply", route->name);
         ret = -1;
         goto out;
@@ -178,13 +197,13 @@ int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic
         headers[nheaders++].value.value.bytes =
             (amqp_bytes_t){.len = props10_len, .bytes = props10};
     }
-    if (job->error_code) { /* raw routes: the error beside the body */
+    if (r->error_code) { /* raw routes: the error beside the body */
         headers[nheaders].key = amqp_cstring_bytes("x-error-code");
         headers[nheaders].value.kind = AMQP_FIELD_KIND_I32;
-        headers[nheaders++].value.value.i32 = job->error_code;
+        headers[nheaders++].value.value.i32 = r->error_code;
         headers[nheaders].key = amqp_cstring_bytes("x-error-message");
         headers[nheaders].value.kind = AMQP_FIELD_KIND_UTF8;
-        headers[nheaders++].value.value.bytes = amqp_cstring_bytes(job->error_message);
+        headers[nheaders++].value.value.bytes = amqp_cstring_bytes(r->error_message);
     }
     if (nheaders) {
         props._flags |= AMQP_BASIC_HEADERS_FLAG;
@@ -192,7 +211,7 @@ int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic
     }
     st = amqp_basic_publish(conn, (amqp_channel_t)channel, amqp_cstring_bytes(exchange),
                             amqp_cstring_bytes(key), 1 /* mandatory */, 0, &props,
-                            (amqp_bytes_t){.len = job->reply_len, .bytes = job->reply});
+                            (amqp_bytes_t){.len = r->len, .bytes = (void *)r->body});
     if (st != AMQP_STATUS_OK) {
         wr_error("route %s: publishing a reply to %s%s%s failed: %s", route->name, exchange,
                  exchange[0] ? "/" : "", key, amqp_error_string2(st));

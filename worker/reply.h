@@ -19,14 +19,33 @@
 
 #include "worker/dispatch.h"
 
+/* A reply to send: what a job built (wr_reply_of), or what the worker
+ * kept of it to send again after a basic.nack. */
+typedef struct wr_reply {
+    const wr_route *route;
+    const char *body; /* NULL: nothing to send */
+    size_t len;
+    const char *type;          /* content type; NULL: application/json */
+    const char *id;            /* the request id, for reply_prefix keys; NULL: none */
+    int error_code;            /* raw routes: the error beside the body (0: none) */
+    const char *error_message; /* with it */
+} wr_reply;
+
+/* JOB's reply, borrowing JOB's memory. */
+wr_reply wr_reply_of(const wr_job *job);
+
 /*
- * Publish JOB's reply on CHANNEL, for a request that came with
- * properties REQ, mandatory: a reply no queue takes comes back as a
- * basic.return (the worker logs and counts it).  A request that names no
- * reply address gets nothing, with one warning.  Returns 1 when a reply
- * was published, 0 when there was nothing to send, -1 when the connection
+ * Publish reply R on CHANNEL, for a request that came with properties
+ * REQ, mandatory: a reply no queue takes comes back as a basic.return
+ * (the worker logs and counts it).  A request that names no reply
+ * address gets nothing, with one warning.  Returns 1 when a reply was
+ * published, 0 when there was nothing to send, -1 when the connection
  * failed (logged).
  */
+int wr_reply_send(amqp_connection_state_t conn, int channel, const amqp_basic_properties_t *req,
+                  const wr_reply *r);
+
+/* wr_reply_send(..., JOB's reply). */
 int wr_reply_publish(amqp_connection_state_t conn, int channel, const amqp_basic_properties_t *req,
                      const wr_job *job);
 

@@ -95,6 +95,10 @@
 #define CHANNEL 1
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
+/* A reply the broker nacked is sent again after this, doubling up to the
+ * most, for [pool] reply_retry seconds. */
+#define RESEND_MIN_MS 100
+#define RESEND_MAX_MS 5000
 
 /* What ended a serve() round. */
 enum { SERVE_STOP = 0, SERVE_RECONNECT = 1 };
@@ -102,8 +106,9 @@ enum { SERVE_STOP = 0, SERVE_RECONNECT = 1 };
 /*
  * One request, from its delivery until the broker has its ack: waiting
  * for the runner (the pending list, in arrival order), in hand (the job),
- * or answered and waiting for the broker to confirm what was published
- * for it (the outbox).
+ * answered and waiting for the broker to confirm what was published for
+ * it (the outbox), or holding a reply the broker nacked until it is sent
+ * again (the resend list).
  */
 typedef struct request {
     wr_sent sent; /* first: the outbox's record of its publishes */
@@ -112,7 +117,14 @@ typedef struct request {
     int reject;                    /* settle with a reject (no requeue), not an ack */
     const wr_refusal *dead_letter; /* refused: finish_job first copies it to the
                                       dead-letter queue (borrowed, only then) */
-    struct request *next;          /* in the pending list */
+    struct request *next;          /* in the pending or the resend list */
+
+    /* Its reply, kept until the broker confirms it, to send again after a
+     * nack (body, id and error_message owned). */
+    wr_reply reply;
+    unsigned nacks;       /* how often the broker refused it */
+    long long first_nack; /* wr_monotonic_ms() of the first refusal */
+    long long resend_at;  /* in the resend list: when it goes again */
 } request;
 
 typedef struct worker {
@@ -137,6 +149,7 @@ typedef struct worker {
     const wr_route *route;
 
     wr_outbox outbox;  /* answered, awaiting the broker's confirms */
+    request *resend;   /* nacked replies waiting to go again, soonest first */
     uint64_t ack_upto; /* settled: one basic.ack (multiple) for every tag up to
                           this is due (flush_acks); 0: none */
     wr_slot *slot;     /* what the supervisor knows of us */
@@ -144,6 +157,7 @@ typedef struct worker {
     unsigned long handled, failed;
     unsigned long retire_after;     /* ask to be replaced when handled reaches it; 0: never */
     unsigned long returned, nacked; /* replies that reached no one */
+    unsigned long resent;           /* nacked replies sent again */
     wr_expired_stats expired;       /* not run: their deadline had passed */
     int ipc_ok;
 
@@ -230,6 +244,9 @@ static void request_id(const amqp_basic_properties_t *p, char *out, size_t size)
 
 static void free_request(request *rq)
 {
+    free((char *)rq->reply.body);
+    free((char *)rq->reply.id);
+    free((char *)rq->reply.error_message);
     wr_envelope_free(&rq->env);
     free(rq);
 }
@@ -328,8 +345,8 @@ static int start_job(worker *w, request *rq)
     return 0;
 }
 
-/* The lowest delivery tag still unsettled (answered and unconfirmed, in
- * hand, or waiting), or UINT64_MAX.  Deliveries are started in tag order,
+/* The lowest delivery tag still unsettled (answered and unconfirmed or
+ * nacked, in hand, or waiting), or UINT64_MAX.  Deliveries are started in tag order,
  * so only the outbox can hold one lower than the job in hand. */
 static uint64_t lowest_open_tag(const worker *w)
 {
@@ -338,6 +355,9 @@ static uint64_t lowest_open_tag(const worker *w)
     for (const wr_sent *s = w->outbox.head; s; s = s->next)
         if (((const request *)s)->env.delivery_tag < low)
             low = ((const request *)s)->env.delivery_tag;
+    for (const request *rq = w->resend; rq; rq = rq->next)
+        if (rq->env.delivery_tag < low)
+            low = rq->env.delivery_tag;
     if (w->cur && w->cur->env.delivery_tag < low)
         low = w->cur->env.delivery_tag;
     if (w->head && w->head->env.delivery_tag < low)
@@ -364,6 +384,67 @@ static int flush_acks(worker *w)
 }
 
 /*
+ * The broker nacked RQ's reply: put RQ in the resend list (held unacked)
+ * unless [pool] reply_retry is spent or off, or the reply cannot be sent
+ * alone again.  Returns 1 when held.
+ */
+static int hold_for_resend(worker *w, request *rq)
+{
+    long long now = wr_monotonic_ms(), delay, deadline;
+    char id[WR_IPC_TOKEN_MAX];
+    request **at;
+
+    if (!rq->nacks++)
+        rq->first_nack = now;
+    deadline = rq->first_nack + (long long)w->cfg->reply_retry * 1000;
+    /* Only a lone reply: a dead-letter copy is not kept. */
+    if (!rq->reply.body || rq->reject || rq->sent.n != 1 || rq->sent.returned || now >= deadline)
+        return 0;
+    delay = RESEND_MIN_MS;
+    for (unsigned i = 1; i < rq->nacks && delay < RESEND_MAX_MS; i++)
+        delay *= 2;
+    delay = delay > RESEND_MAX_MS ? RESEND_MAX_MS : delay;
+    rq->resend_at = now + delay < deadline ? now + delay : deadline;
+    if (rq->nacks == 1) {
+        request_id(&rq->env.message.properties, id, sizeof id);
+        wr_warn("route %s: the broker refused (nacked) the reply to request %s; holding the "
+                "request and sending the reply again for up to %d s ([pool] reply_retry)",
+                rq->route->name, id, w->cfg->reply_retry);
+    }
+    for (at = &w->resend; *at && (*at)->resend_at <= rq->resend_at; at = &(*at)->next)
+        ;
+    rq->next = *at;
+    *at = rq;
+    return 1;
+}
+
+/* A settled request's reply was nacked for good, or went through after
+ * nacks: say so. */
+static void report_nacks(worker *w, const request *rq)
+{
+    char id[WR_IPC_TOKEN_MAX];
+    double took = (double)(wr_monotonic_ms() - rq->first_nack) / 1000.0;
+
+    request_id(&rq->env.message.properties, id, sizeof id);
+    if (rq->sent.nacked) {
+        w->nacked++;
+        if (rq->nacks > 1)
+            wr_warn("route %s: the broker refused (nacked) the reply to request %s %u times in "
+                    "%.1f s; acking the request, its reply is lost ([pool] reply_retry = %d)",
+                    rq->route->name, id, rq->nacks, took, w->cfg->reply_retry);
+        else
+            wr_warn("route %s: the broker refused (nacked) the reply to request %s; acking the "
+                    "request, its reply is lost (not sent again: %s)",
+                    rq->route->name, id,
+                    w->cfg->reply_retry ? "it was not a lone reply" : "[pool] reply_retry = 0");
+    } else {
+        wr_info("route %s: the reply to request %s was confirmed on try %u, %.1f s after the "
+                "broker first refused it",
+                rq->route->name, id, rq->nacks + 1, took);
+    }
+}
+
+/*
  * Ack (or reject) every request whose publishes the broker has confirmed.
  * Acks below every unsettled tag are gathered into one basic.ack with
  * multiple, sent by flush_acks (with prefetch > 1 confirms come in runs of
@@ -376,8 +457,11 @@ static int settle(worker *w)
     uint64_t low, upto = 0;
     int st = AMQP_STATUS_OK;
 
-    /* Take them all first: what stays in the outbox is what is open. */
+    /* Take them all first: what stays in the outbox, or is held to be
+     * sent again, is what is open. */
     while ((s = wr_outbox_take_settled(&w->outbox))) {
+        if (s->nacked && hold_for_resend(w, (request *)s))
+            continue;
         *end = s;
         end = &s->next;
     }
@@ -393,15 +477,8 @@ static int settle(worker *w)
             continue;
         }
 
-        if (s->nacked) {
-            char id[WR_IPC_TOKEN_MAX];
-
-            request_id(&rq->env.message.properties, id, sizeof id);
-            w->nacked++;
-            wr_warn("route %s: the broker refused (nacked) the reply to request %s; acking the "
-                    "request anyway (a retry would be refused the same way)",
-                    rq->route->name, id);
-        }
+        if (s->nacked || (rq->nacks && s->n))
+            report_nacks(w, rq);
         if (!rq->reject && tag < low) {
             upto = tag > upto ? tag : upto; /* acked below, with the others */
         } else {
@@ -437,6 +514,53 @@ static const wr_call_record *call_record(const worker *w, const request *rq, wr_
     return rec;
 }
 
+/* The reply just published for RQ moves from the job to RQ, to be sent
+ * again if the broker nacks it (with [pool] reply_retry). */
+static void keep_reply(worker *w, request *rq)
+{
+    wr_job *job = &w->job;
+
+    if (!w->cfg->reply_retry)
+        return;
+    rq->reply = wr_reply_of(job);
+    rq->reply.error_message = job->error_code ? strdup(job->error_message) : NULL;
+    if (job->error_code && !rq->reply.error_message) { /* not kept, then */
+        rq->reply = (wr_reply){0};
+        return;
+    }
+    job->reply = NULL;
+    job->reply_id = NULL;
+}
+
+/*
+ * Send again the held replies whose time has come (hold_for_resend): each
+ * goes back to the outbox.  Returns 0, or -1 when the connection failed
+ * (the broker redelivers what was not acked).
+ */
+static int resend_due(worker *w)
+{
+    long long now = wr_monotonic_ms();
+
+    while (w->resend && w->resend->resend_at <= now) {
+        request *rq = w->resend;
+        int st;
+
+        w->resend = rq->next;
+        wr_outbox_begin(&w->outbox, &rq->sent);
+        st = wr_reply_send(w->conn, CHANNEL, &rq->env.message.properties, &rq->reply);
+        if (st < 0) {
+            free_request(rq);
+            return -1;
+        }
+        if (st > 0) {
+            wr_outbox_published(&w->outbox, &rq->sent);
+            w->resent++;
+        }
+        wr_outbox_add(&w->outbox, &rq->sent); /* nothing sent: acked at once */
+    }
+    return settle(w);
+}
+
 /*
  * Publish the finished job's reply where the request asked, then hand the
  * request to the outbox: it is acked (or, with REJECT, rejected without
@@ -469,8 +593,10 @@ static int finish_job(worker *w, int reject)
             wr_slot_end(w->slot, w->handled, w->failed);
             return -1;
         }
-        if (st > 0)
+        if (st > 0) {
             wr_outbox_published(&w->outbox, &rq->sent);
+            keep_reply(w, rq);
+        }
     }
     wr_outbox_add(&w->outbox, &rq->sent);
     w->cur = NULL;
@@ -810,6 +936,10 @@ static int wait_ms(const worker *w, int tick_ms)
 {
     long long left;
 
+    if (w->resend) { /* the next held reply's time */
+        left = w->resend->resend_at - wr_monotonic_ms();
+        tick_ms = left <= 0 ? 0 : left < tick_ms ? (int)left : tick_ms;
+    }
     if (w->busy)
         return tick_ms;
     if (tick_ms > 1000)
@@ -873,6 +1003,8 @@ static int serve_on(worker *w, waitset *ws)
             (!drain ||
              (!w->head && !amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn))))
             return flush_acks(w) < 0 ? SERVE_RECONNECT : SERVE_STOP;
+        if (w->resend && resend_due(w) < 0)
+            return SERVE_RECONNECT;
         if (!amqp_data_in_buffer(w->conn) && !amqp_frames_enqueued(w->conn)) {
             if (flush_acks(w) < 0)
                 return SERVE_RECONNECT;
@@ -1013,6 +1145,7 @@ static int worker_open(worker *w, const char *plugin_dir, long long started_ms)
         .failed = &w->failed,
         .returned = &w->returned,
         .nacked = &w->nacked,
+        .resent = &w->resent,
         .expired = &w->expired.count,
         .plugins = w->plugins,
     };
@@ -1064,11 +1197,19 @@ static void worker_close(worker *w)
  * and their callers may get a reply twice. */
 static void abandon_work(worker *w)
 {
-    size_t unconfirmed = w->outbox.len;
+    size_t unconfirmed = w->outbox.len, held = 0;
     wr_sent *s;
 
     while ((s = wr_outbox_take_any(&w->outbox)))
         free_request((request *)s);
+    for (request *rq; (rq = w->resend); held++) {
+        w->resend = rq->next;
+        free_request(rq);
+    }
+    if (held)
+        wr_warn("%zu request%s whose repl%s the broker refused go%s back to the queue with the "
+                "connection, to be run again",
+                held, held == 1 ? "" : "s", held == 1 ? "y" : "ies", held == 1 ? "es" : "");
     if (unconfirmed)
         wr_warn("connection lost with %zu answered request%s not yet confirmed; the broker will "
                 "redeliver %s (a caller may get its reply twice)",

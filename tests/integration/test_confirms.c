@@ -1,11 +1,13 @@
 /*
  * Publisher confirms for replies, against the real broker.  A reply that
  * no queue takes (its reply_to queue does not exist) comes back as a
- * basic.return; one the broker refuses (a full reply queue with
- * x-overflow reject-publish) comes back as a basic.nack.  Either way the
- * worker logs it once, counts it in warren.status, acks the request (it
- * leaves the request queue: a retry cannot help) and goes on serving;
- * and ordinary replies, acked only after their confirm, keep flowing.
+ * basic.return: the worker logs it once, counts it in warren.status,
+ * acks the request (a retry cannot help) and goes on serving.  One the
+ * broker refuses (a full reply queue with x-overflow reject-publish)
+ * comes back as a basic.nack: the worker holds the request and sends the
+ * reply again for [pool] reply_retry seconds, then gives it up, logged
+ * and counted.  Ordinary replies, acked only after their confirm, keep
+ * flowing.
  */
 #include <amqp.h>
 #include <criterion/criterion.h>
@@ -117,14 +119,14 @@ Test(confirms, a_reply_no_queue_takes_is_returned_counted_and_its_request_acked,
     cr_assert_eq(wr_test_warren_stop(&w), 0);
 }
 
-Test(confirms, a_reply_the_broker_nacks_is_counted_and_its_request_acked, .timeout = 120)
+/* Declare QUEUE, a classic reply queue of at most MAX messages that
+ * refuses what does not fit (x-overflow reject-publish): the broker nacks
+ * a publish to it while it is full. */
+static void declare_small_queue(amqp_connection_state_t conn, const char *queue, int max)
 {
-    wr_test_warren w = {0};
-    char full[128];
-    amqp_connection_state_t conn;
     amqp_table_entry_t args[4] = {
         {.key = amqp_cstring_bytes("x-max-length"),
-         .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = 0}},
+         .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = max}},
         {.key = amqp_cstring_bytes("x-overflow"),
          .value = {.kind = AMQP_FIELD_KIND_UTF8,
                    .value.bytes = amqp_cstring_bytes("reject-publish")}},
@@ -133,28 +135,158 @@ Test(confirms, a_reply_the_broker_nacks_is_counted_and_its_request_acked, .timeo
         {.key = amqp_cstring_bytes("x-expires"),
          .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = 120000}},
     };
+
+    amqp_queue_declare(conn, CH, amqp_cstring_bytes(queue), 0, 1 /* durable */, 0, 0,
+                       (amqp_table_t){.num_entries = 4, .entries = args});
+    cr_assert_eq(amqp_get_rpc_reply(conn).reply_type, AMQP_RESPONSE_NORMAL, "declare %s", queue);
+}
+
+/* Take one message off QUEUE (no ack needed); its body and correlation id
+ * into BODY and CORR, or 0 when the queue is empty. */
+static int take_one(amqp_connection_state_t conn, const char *queue, char *body, size_t body_len,
+                    char *corr, size_t corr_len)
+{
+    amqp_rpc_reply_t r = amqp_basic_get(conn, CH, amqp_cstring_bytes(queue), 1 /* no_ack */);
+    amqp_message_t msg;
+    const amqp_basic_properties_t *p = &msg.properties;
+
+    cr_assert_eq(r.reply_type, AMQP_RESPONSE_NORMAL, "basic.get %s", queue);
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
+        return 0;
+    cr_assert_eq(amqp_read_message(conn, CH, &msg, 0).reply_type, AMQP_RESPONSE_NORMAL);
+    snprintf(body, body_len, "%.*s", (int)msg.body.len, (char *)msg.body.bytes);
+    snprintf(corr, corr_len, "%.*s",
+             (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) ? (int)p->correlation_id.len : 0,
+             (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) ? (char *)p->correlation_id.bytes : "");
+    amqp_destroy_message(&msg);
+    return 1;
+}
+
+/* The reply queue is full until the test takes the message that fills
+ * it: meanwhile the worker holds the request unacked and sends the reply
+ * again, and the caller gets it once there is room. */
+Test(confirms, a_reply_the_broker_nacks_is_sent_again_until_it_is_taken, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    char small[128], body[512], corr[64];
+    amqp_connection_state_t conn;
+    amqp_basic_properties_t fp = {0};
     wr_client *c;
     json_t *st;
+    int got = 0;
 
     wr_test_warren_start(&w, 1, NULL, 1);
     conn = wr_test_amqp_connect();
     c = wr_test_client(0);
-    /* A reply queue that is always full and refuses what it cannot take:
-     * the broker nacks every publish to it. */
+    wr_test_queue_name(small, sizeof small, "small-reply-queue");
+    declare_small_queue(conn, small, 1);
+    fp._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
+    fp.correlation_id = amqp_cstring_bytes("filler");
+    cr_assert_eq(amqp_basic_publish(conn, CH, amqp_empty_bytes, amqp_cstring_bytes(small), 0, 0,
+                                    &fp, amqp_cstring_bytes("filler")),
+                 AMQP_STATUS_OK);
+    for (int i = 0; i < 100 && wr_test_queue_stat(small, "messages") != 1; i++)
+        usleep(100000);
+    cr_assert_eq(wr_test_queue_stat(small, "messages"), 1, "the filler is not in %s", small);
+
+    request(conn, w.queue, small, "again-1");
+    cr_assert(wr_test_log_wait(&w, "holding the request", 1, 20000), "no nack logged:\n%s",
+              wr_test_log_read(&w));
+    usleep(500000);
+    cr_assert_eq(wr_test_queue_stat(w.queue, "messages_unacknowledged"), 1,
+                 "the request was not held while its reply was refused");
+    cr_assert(take_one(conn, small, body, sizeof body, corr, sizeof corr));
+    cr_assert_str_eq(corr, "filler");
+
+    /* Resent 0.1 s apart, doubling: room is seen within a few seconds. */
+    for (int i = 0; i < 200 && !got; i++) {
+        got = take_one(conn, small, body, sizeof body, corr, sizeof corr);
+        if (!got)
+            usleep(100000);
+    }
+    cr_assert(got, "the reply never came once there was room:\n%s", wr_test_log_read(&w));
+    cr_assert_str_eq(corr, "again-1");
+    cr_assert(strstr(body, "\"result\""), "%s", body);
+    expect_settled(w.queue);
+    cr_assert(wr_test_log_wait(&w, "was confirmed on try", 1, 10000), "%s", wr_test_log_read(&w));
+    st = status(c, w.queue);
+    cr_assert_eq(counter(st, "replies_nacked"), 0, "nothing was given up");
+    cr_assert_geq(counter(st, "replies_resent"), 1);
+    json_decref(st);
+
+    amqp_queue_delete(conn, CH, amqp_cstring_bytes(small), 0, 0);
+    wr_client_close(c);
+    wr_amqp_close(conn);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
+
+/* Start W (one worker) with OVERRIDE (-o KEY=VALUE) and wait for it. */
+static void start_with(wr_test_warren *w, const char *override)
+{
+    wr_test_warren_write_conf(w, 1, NULL);
+    char *argv[] = {"warren", "-c", w->conf, "-o", (char *) override, NULL};
+    wr_test_warren_spawn(w, argv, NULL);
+    cr_assert(wr_test_log_wait(w, "ready: ", 1, 30000), "not ready:\n%s", wr_test_log_read(w));
+}
+
+/* A reply queue that never takes anything: after [pool] reply_retry the
+ * reply is given up, logged and counted, and the request acked. */
+Test(confirms, a_reply_nacked_past_reply_retry_is_counted_and_its_request_acked, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    char full[128];
+    amqp_connection_state_t conn;
+    wr_client *c;
+    json_t *st;
+
+    start_with(&w, "pool.reply_retry=2");
+    conn = wr_test_amqp_connect();
+    c = wr_test_client(0);
     wr_test_queue_name(full, sizeof full, "full-reply-queue");
-    amqp_queue_declare(conn, CH, amqp_cstring_bytes(full), 0, 1 /* durable */, 0, 0,
-                       (amqp_table_t){.num_entries = 4, .entries = args});
-    cr_assert_eq(amqp_get_rpc_reply(conn).reply_type, AMQP_RESPONSE_NORMAL, "declare %s", full);
+    declare_small_queue(conn, full, 0);
 
     request(conn, w.queue, full, "full-1");
     request(conn, w.queue, full, "full-2");
-    cr_assert(wr_test_log_wait(&w, "nacked", 2, 20000), "no nack logged:\n%s",
+    cr_assert(wr_test_log_wait(&w, "its reply is lost", 2, 20000), "no give-up logged:\n%s",
               wr_test_log_read(&w));
     expect_settled(w.queue);
     cr_assert_eq(wr_test_queue_stat(full, "messages"), 0);
+    cr_assert_eq(wr_test_log_count(&w, "holding the request"), 2, "one warning each at first");
     st = status(c, w.queue);
     cr_assert_eq(counter(st, "replies_nacked"), 2);
+    /* 0.1, 0.2, 0.4, 0.8 s and at 2 s: several tries each. */
+    cr_assert_geq(counter(st, "replies_resent"), 4);
     cr_assert_eq(counter(st, "replies_returned"), 0);
+    json_decref(st);
+
+    amqp_queue_delete(conn, CH, amqp_cstring_bytes(full), 0, 0);
+    wr_client_close(c);
+    wr_amqp_close(conn);
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
+
+/* reply_retry = 0: a nacked reply is given up at once. */
+Test(confirms, a_reply_nacked_with_reply_retry_off_is_given_up_at_once, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    char full[128];
+    amqp_connection_state_t conn;
+    wr_client *c;
+    json_t *st;
+
+    start_with(&w, "pool.reply_retry=0");
+    conn = wr_test_amqp_connect();
+    c = wr_test_client(0);
+    wr_test_queue_name(full, sizeof full, "full-reply-queue");
+    declare_small_queue(conn, full, 0);
+
+    request(conn, w.queue, full, "off-1");
+    cr_assert(wr_test_log_wait(&w, "reply_retry = 0", 1, 20000), "no nack logged:\n%s",
+              wr_test_log_read(&w));
+    expect_settled(w.queue);
+    st = status(c, w.queue);
+    cr_assert_eq(counter(st, "replies_nacked"), 1);
+    cr_assert_eq(counter(st, "replies_resent"), 0);
     json_decref(st);
 
     amqp_queue_delete(conn, CH, amqp_cstring_bytes(full), 0, 0);

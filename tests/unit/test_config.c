@@ -749,6 +749,7 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "builtin_methods = yes\n"
                            "max_batch = 1000\n"
                            "request_timeout = 30\n"
+                           "reply_retry = 30\n"
                            "max_requests = 0\n"
                            "max_rss = 0\n"
                            "min_workers = 0\n"
