@@ -10,9 +10,11 @@
  *
  * Publisher confirms: the channel is in confirm mode, and a request is
  * acked only once its reply is confirmed, so a reply the broker lost
- * (it died, it refused it) leaves its request unacked and redelivered.
- * Confirms arrive as frames among the deliveries and are read as they
- * come; the worker never waits for one before taking the next request.
+ * (it died) leaves its request unacked and redelivered.  A reply it
+ * refused (basic.nack) is kept and sent again with backoff, its request
+ * held, for [pool] reply_retry seconds (resend_due).  Confirms arrive as
+ * frames among the deliveries and are read as they come; the worker never
+ * waits for one before taking the next request.
  *
  * Long handlers: rabbitmq-c sends heartbeats only from inside its own
  * calls, and a handler may run for minutes.  On plain TCP the handler

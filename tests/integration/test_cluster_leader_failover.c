@@ -132,6 +132,11 @@ Test(cluster, quorum_leader_node_stopped_under_load, .timeout = 900)
            "%ld, nacked %ld, caller reconnects %ld, worker connections %d)\n",
            r.sent, r.answered, r.lost, r.duplicated, r.published, r.unconfirmed,
            r.answered_unconfirmed, r.nacked, r.reconnects, wr_test_log_count(&w, "consuming from"));
+    printf("leader_failover: replies the broker nacked and the workers held to send again: %d "
+           "(confirmed on a later try: %d, given up: %d)\n",
+           wr_test_log_count(&w, "holding the request"),
+           wr_test_log_count(&w, "was confirmed on try"),
+           wr_test_log_count(&w, "its reply is lost"));
     printf("leader_failover: the load driver's log:\n%s", log ? log : "");
     fflush(stdout);
     free(log);
@@ -140,5 +145,6 @@ Test(cluster, quorum_leader_node_stopped_under_load, .timeout = 900)
     cr_expect_gt(r.sent, 3 * STEADY);
     cr_expect_gt(wr_test_log_count(&w, "consuming from"), WORKERS,
                  "no worker reconnected after its node stopped");
+    cr_expect_eq(wr_test_log_count(&w, "its reply is lost"), 0, "a nacked reply was given up");
     cr_assert_eq(r.lost, 0, "%ld confirmed request(s) never answered", r.lost);
 }
