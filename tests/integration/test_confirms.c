@@ -220,6 +220,34 @@ Test(confirms, a_reply_the_broker_nacks_is_sent_again_until_it_is_taken, .timeou
     cr_assert_eq(wr_test_warren_stop(&w), 0);
 }
 
+/* A stop while a reply is held: the worker does not wait out
+ * reply_retry; the held request goes back to the queue, unanswered,
+ * for the next worker. */
+Test(confirms, a_stop_hands_a_held_request_back_to_the_queue, .timeout = 120)
+{
+    wr_test_warren w = {0};
+    char full[128];
+    amqp_connection_state_t conn;
+
+    wr_test_warren_start(&w, 1, NULL, 1);
+    conn = wr_test_amqp_connect();
+    wr_test_queue_name(full, sizeof full, "full-reply-queue");
+    declare_small_queue(conn, full, 0);
+
+    request(conn, w.queue, full, "held-1");
+    cr_assert(wr_test_log_wait(&w, "holding the request", 1, 20000), "no nack logged:\n%s",
+              wr_test_log_read(&w));
+    cr_assert_eq(wr_test_warren_stop(&w), 0, "%s", wr_test_log_read(&w));
+    cr_assert_eq(wr_test_log_count(&w, "1 request whose reply the broker refused goes back"), 1,
+                 "%s", wr_test_log_read(&w));
+    cr_assert_eq(wr_test_log_count(&w, "its reply is lost"), 0);
+    cr_assert_eq(wr_test_queue_stat(w.queue, "messages_ready"), 1, "the request is not back");
+
+    amqp_queue_delete(conn, CH, amqp_cstring_bytes(full), 0, 0);
+    amqp_queue_delete(conn, CH, amqp_cstring_bytes(w.queue), 0, 0);
+    wr_amqp_close(conn);
+}
+
 /* Start W (one worker) with OVERRIDE (-o KEY=VALUE) and wait for it. */
 static void start_with(wr_test_warren *w, const char *override)
 {
