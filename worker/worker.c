@@ -402,9 +402,7 @@ static int hold_for_resend(worker *w, request *rq)
     /* Only a lone reply: a dead-letter copy is not kept. */
     if (!rq->reply.body || rq->reject || rq->sent.n != 1 || rq->sent.returned || now >= deadline)
         return 0;
-    delay = RESEND_MIN_MS;
-    for (unsigned i = 1; i < rq->nacks && delay < RESEND_MAX_MS; i++)
-        delay *= 2;
+    delay = RESEND_MIN_MS << (rq->nacks < 7 ? rq->nacks - 1 : 6); /* 0.1 s doubling */
     delay = delay > RESEND_MAX_MS ? RESEND_MAX_MS : delay;
     rq->resend_at = now + delay < deadline ? now + delay : deadline;
     if (rq->nacks == 1) {
@@ -542,6 +540,7 @@ static void keep_reply(worker *w, request *rq)
 static int resend_due(worker *w)
 {
     long long now = wr_monotonic_ms();
+    int unsent = 0;
 
     while (w->resend && w->resend->resend_at <= now) {
         request *rq = w->resend;
@@ -557,10 +556,13 @@ static int resend_due(worker *w)
         if (st > 0) {
             wr_outbox_published(&w->outbox, &rq->sent);
             w->resent++;
+        } else {
+            unsent = 1; /* nothing to send after all: acked by settle */
         }
-        wr_outbox_add(&w->outbox, &rq->sent); /* nothing sent: acked at once */
+        wr_outbox_add(&w->outbox, &rq->sent);
     }
-    return settle(w);
+    /* What was sent is settled when its confirm arrives. */
+    return unsent ? settle(w) : 0;
 }
 
 /*

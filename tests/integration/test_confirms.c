@@ -119,28 +119,6 @@ Test(confirms, a_reply_no_queue_takes_is_returned_counted_and_its_request_acked,
     cr_assert_eq(wr_test_warren_stop(&w), 0);
 }
 
-/* Declare QUEUE, a classic reply queue of at most MAX messages that
- * refuses what does not fit (x-overflow reject-publish): the broker nacks
- * a publish to it while it is full. */
-static void declare_small_queue(amqp_connection_state_t conn, const char *queue, int max)
-{
-    amqp_table_entry_t args[4] = {
-        {.key = amqp_cstring_bytes("x-max-length"),
-         .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = max}},
-        {.key = amqp_cstring_bytes("x-overflow"),
-         .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                   .value.bytes = amqp_cstring_bytes("reject-publish")}},
-        {.key = amqp_cstring_bytes("x-queue-type"),
-         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("classic")}},
-        {.key = amqp_cstring_bytes("x-expires"),
-         .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = 120000}},
-    };
-
-    amqp_queue_declare(conn, CH, amqp_cstring_bytes(queue), 0, 1 /* durable */, 0, 0,
-                       (amqp_table_t){.num_entries = 4, .entries = args});
-    cr_assert_eq(amqp_get_rpc_reply(conn).reply_type, AMQP_RESPONSE_NORMAL, "declare %s", queue);
-}
-
 /* Take one message off QUEUE (no ack needed); its body and correlation id
  * into BODY and CORR, or 0 when the queue is empty. */
 static int take_one(amqp_connection_state_t conn, const char *queue, char *body, size_t body_len,
@@ -162,62 +140,116 @@ static int take_one(amqp_connection_state_t conn, const char *queue, char *body,
     return 1;
 }
 
+/* What each nacked-reply test has: warren with one worker, a connection
+ * and a client of the test's own, and a classic reply queue that refuses
+ * what does not fit (x-overflow reject-publish), so that the broker nacks
+ * a reply published to it while it is full. */
+typedef struct {
+    wr_test_warren w;
+    amqp_connection_state_t conn;
+    wr_client *c;
+    char reply_queue[128];
+} nack_case;
+
+/* Start T's warren (with OVERRIDE, -o KEY=VALUE, unless NULL) and declare
+ * its reply queue, of at most MAX messages. */
+static void nack_case_open(nack_case *t, const char *override, int max)
+{
+    amqp_table_entry_t args[4] = {
+        {.key = amqp_cstring_bytes("x-max-length"),
+         .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = max}},
+        {.key = amqp_cstring_bytes("x-overflow"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                   .value.bytes = amqp_cstring_bytes("reject-publish")}},
+        {.key = amqp_cstring_bytes("x-queue-type"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("classic")}},
+        {.key = amqp_cstring_bytes("x-expires"),
+         .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = 120000}},
+    };
+
+    *t = (nack_case){0};
+    wr_test_warren_write_conf(&t->w, 1, NULL);
+    char *argv[] = {"warren", "-c", t->w.conf, "-o", (char *) override, NULL};
+    if (!override)
+        argv[3] = NULL;
+    wr_test_warren_spawn(&t->w, argv, NULL);
+    cr_assert(wr_test_log_wait(&t->w, "ready: ", 1, 30000), "not ready:\n%s",
+              wr_test_log_read(&t->w));
+    t->conn = wr_test_amqp_connect();
+    t->c = wr_test_client(0);
+    wr_test_queue_name(t->reply_queue, sizeof t->reply_queue, "small-reply-queue");
+    amqp_queue_declare(t->conn, CH, amqp_cstring_bytes(t->reply_queue), 0, 1 /* durable */, 0, 0,
+                       (amqp_table_t){.num_entries = 4, .entries = args});
+    cr_assert_eq(amqp_get_rpc_reply(t->conn).reply_type, AMQP_RESPONSE_NORMAL, "declare %s",
+                 t->reply_queue);
+}
+
+/* Delete T's queues, close its connections, stop warren (if the test has
+ * not) and expect exit 0. */
+static void nack_case_close(nack_case *t)
+{
+    amqp_queue_delete(t->conn, CH, amqp_cstring_bytes(t->reply_queue), 0, 0);
+    amqp_queue_delete(t->conn, CH, amqp_cstring_bytes(t->w.queue), 0, 0);
+    wr_client_close(t->c);
+    wr_amqp_close(t->conn);
+    cr_assert_eq(wr_test_warren_stop(&t->w), 0, "%s", wr_test_log_read(&t->w));
+}
+
+/* warren.status of T's worker: COUNTER. */
+static long long nack_case_counter(nack_case *t, const char *name)
+{
+    json_t *st = status(t->c, t->w.queue);
+    long long n = counter(st, name);
+
+    json_decref(st);
+    return n;
+}
+
 /* The reply queue is full until the test takes the message that fills
  * it: meanwhile the worker holds the request unacked and sends the reply
  * again, and the caller gets it once there is room. */
 Test(confirms, a_reply_the_broker_nacks_is_sent_again_until_it_is_taken, .timeout = 120)
 {
-    wr_test_warren w = {0};
-    char small[128], body[512], corr[64];
-    amqp_connection_state_t conn;
+    nack_case t;
+    char body[512], corr[64];
     amqp_basic_properties_t fp = {0};
-    wr_client *c;
-    json_t *st;
     int got = 0;
 
-    wr_test_warren_start(&w, 1, NULL, 1);
-    conn = wr_test_amqp_connect();
-    c = wr_test_client(0);
-    wr_test_queue_name(small, sizeof small, "small-reply-queue");
-    declare_small_queue(conn, small, 1);
+    nack_case_open(&t, NULL, 1);
     fp._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
     fp.correlation_id = amqp_cstring_bytes("filler");
-    cr_assert_eq(amqp_basic_publish(conn, CH, amqp_empty_bytes, amqp_cstring_bytes(small), 0, 0,
-                                    &fp, amqp_cstring_bytes("filler")),
+    cr_assert_eq(amqp_basic_publish(t.conn, CH, amqp_empty_bytes, amqp_cstring_bytes(t.reply_queue),
+                                    0, 0, &fp, amqp_cstring_bytes("filler")),
                  AMQP_STATUS_OK);
-    for (int i = 0; i < 100 && wr_test_queue_stat(small, "messages") != 1; i++)
+    for (int i = 0; i < 100 && wr_test_queue_stat(t.reply_queue, "messages") != 1; i++)
         usleep(100000);
-    cr_assert_eq(wr_test_queue_stat(small, "messages"), 1, "the filler is not in %s", small);
+    cr_assert_eq(wr_test_queue_stat(t.reply_queue, "messages"), 1, "the filler is not in %s",
+                 t.reply_queue);
 
-    request(conn, w.queue, small, "again-1");
-    cr_assert(wr_test_log_wait(&w, "holding the request", 1, 20000), "no nack logged:\n%s",
-              wr_test_log_read(&w));
+    request(t.conn, t.w.queue, t.reply_queue, "again-1");
+    cr_assert(wr_test_log_wait(&t.w, "holding the request", 1, 20000), "no nack logged:\n%s",
+              wr_test_log_read(&t.w));
     usleep(500000);
-    cr_assert_eq(wr_test_queue_stat(w.queue, "messages_unacknowledged"), 1,
+    cr_assert_eq(wr_test_queue_stat(t.w.queue, "messages_unacknowledged"), 1,
                  "the request was not held while its reply was refused");
-    cr_assert(take_one(conn, small, body, sizeof body, corr, sizeof corr));
+    cr_assert(take_one(t.conn, t.reply_queue, body, sizeof body, corr, sizeof corr));
     cr_assert_str_eq(corr, "filler");
 
     /* Resent 0.1 s apart, doubling: room is seen within a few seconds. */
     for (int i = 0; i < 200 && !got; i++) {
-        got = take_one(conn, small, body, sizeof body, corr, sizeof corr);
+        got = take_one(t.conn, t.reply_queue, body, sizeof body, corr, sizeof corr);
         if (!got)
             usleep(100000);
     }
-    cr_assert(got, "the reply never came once there was room:\n%s", wr_test_log_read(&w));
+    cr_assert(got, "the reply never came once there was room:\n%s", wr_test_log_read(&t.w));
     cr_assert_str_eq(corr, "again-1");
     cr_assert(strstr(body, "\"result\""), "%s", body);
-    expect_settled(w.queue);
-    cr_assert(wr_test_log_wait(&w, "was confirmed on try", 1, 10000), "%s", wr_test_log_read(&w));
-    st = status(c, w.queue);
-    cr_assert_eq(counter(st, "replies_nacked"), 0, "nothing was given up");
-    cr_assert_geq(counter(st, "replies_resent"), 1);
-    json_decref(st);
-
-    amqp_queue_delete(conn, CH, amqp_cstring_bytes(small), 0, 0);
-    wr_client_close(c);
-    wr_amqp_close(conn);
-    cr_assert_eq(wr_test_warren_stop(&w), 0);
+    expect_settled(t.w.queue);
+    cr_assert(wr_test_log_wait(&t.w, "was confirmed on try", 1, 10000), "%s",
+              wr_test_log_read(&t.w));
+    cr_assert_eq(nack_case_counter(&t, "replies_nacked"), 0, "nothing was given up");
+    cr_assert_geq(nack_case_counter(&t, "replies_resent"), 1);
+    nack_case_close(&t);
 }
 
 /* A stop while a reply is held: the worker does not wait out
@@ -225,100 +257,52 @@ Test(confirms, a_reply_the_broker_nacks_is_sent_again_until_it_is_taken, .timeou
  * for the next worker. */
 Test(confirms, a_stop_hands_a_held_request_back_to_the_queue, .timeout = 120)
 {
-    wr_test_warren w = {0};
-    char full[128];
-    amqp_connection_state_t conn;
+    nack_case t;
 
-    wr_test_warren_start(&w, 1, NULL, 1);
-    conn = wr_test_amqp_connect();
-    wr_test_queue_name(full, sizeof full, "full-reply-queue");
-    declare_small_queue(conn, full, 0);
-
-    request(conn, w.queue, full, "held-1");
-    cr_assert(wr_test_log_wait(&w, "holding the request", 1, 20000), "no nack logged:\n%s",
-              wr_test_log_read(&w));
-    cr_assert_eq(wr_test_warren_stop(&w), 0, "%s", wr_test_log_read(&w));
-    cr_assert_eq(wr_test_log_count(&w, "1 request whose reply the broker refused goes back"), 1,
-                 "%s", wr_test_log_read(&w));
-    cr_assert_eq(wr_test_log_count(&w, "its reply is lost"), 0);
-    cr_assert_eq(wr_test_queue_stat(w.queue, "messages_ready"), 1, "the request is not back");
-
-    amqp_queue_delete(conn, CH, amqp_cstring_bytes(full), 0, 0);
-    amqp_queue_delete(conn, CH, amqp_cstring_bytes(w.queue), 0, 0);
-    wr_amqp_close(conn);
-}
-
-/* Start W (one worker) with OVERRIDE (-o KEY=VALUE) and wait for it. */
-static void start_with(wr_test_warren *w, const char *override)
-{
-    wr_test_warren_write_conf(w, 1, NULL);
-    char *argv[] = {"warren", "-c", w->conf, "-o", (char *) override, NULL};
-    wr_test_warren_spawn(w, argv, NULL);
-    cr_assert(wr_test_log_wait(w, "ready: ", 1, 30000), "not ready:\n%s", wr_test_log_read(w));
+    nack_case_open(&t, NULL, 0);
+    request(t.conn, t.w.queue, t.reply_queue, "held-1");
+    cr_assert(wr_test_log_wait(&t.w, "holding the request", 1, 20000), "no nack logged:\n%s",
+              wr_test_log_read(&t.w));
+    cr_assert_eq(wr_test_warren_stop(&t.w), 0, "%s", wr_test_log_read(&t.w));
+    cr_assert_eq(wr_test_log_count(&t.w, "1 request whose reply the broker refused goes back"), 1,
+                 "%s", wr_test_log_read(&t.w));
+    cr_assert_eq(wr_test_log_count(&t.w, "its reply is lost"), 0);
+    cr_assert_eq(wr_test_queue_stat(t.w.queue, "messages_ready"), 1, "the request is not back");
+    nack_case_close(&t);
 }
 
 /* A reply queue that never takes anything: after [pool] reply_retry the
  * reply is given up, logged and counted, and the request acked. */
 Test(confirms, a_reply_nacked_past_reply_retry_is_counted_and_its_request_acked, .timeout = 120)
 {
-    wr_test_warren w = {0};
-    char full[128];
-    amqp_connection_state_t conn;
-    wr_client *c;
-    json_t *st;
+    nack_case t;
 
-    start_with(&w, "pool.reply_retry=2");
-    conn = wr_test_amqp_connect();
-    c = wr_test_client(0);
-    wr_test_queue_name(full, sizeof full, "full-reply-queue");
-    declare_small_queue(conn, full, 0);
-
-    request(conn, w.queue, full, "full-1");
-    request(conn, w.queue, full, "full-2");
-    cr_assert(wr_test_log_wait(&w, "its reply is lost", 2, 20000), "no give-up logged:\n%s",
-              wr_test_log_read(&w));
-    expect_settled(w.queue);
-    cr_assert_eq(wr_test_queue_stat(full, "messages"), 0);
-    cr_assert_eq(wr_test_log_count(&w, "holding the request"), 2, "one warning each at first");
-    st = status(c, w.queue);
-    cr_assert_eq(counter(st, "replies_nacked"), 2);
+    nack_case_open(&t, "pool.reply_retry=2", 0);
+    request(t.conn, t.w.queue, t.reply_queue, "full-1");
+    request(t.conn, t.w.queue, t.reply_queue, "full-2");
+    cr_assert(wr_test_log_wait(&t.w, "its reply is lost", 2, 20000), "no give-up logged:\n%s",
+              wr_test_log_read(&t.w));
+    expect_settled(t.w.queue);
+    cr_assert_eq(wr_test_queue_stat(t.reply_queue, "messages"), 0);
+    cr_assert_eq(wr_test_log_count(&t.w, "holding the request"), 2, "one warning each at first");
+    cr_assert_eq(nack_case_counter(&t, "replies_nacked"), 2);
     /* 0.1, 0.2, 0.4, 0.8 s and at 2 s: several tries each. */
-    cr_assert_geq(counter(st, "replies_resent"), 4);
-    cr_assert_eq(counter(st, "replies_returned"), 0);
-    json_decref(st);
-
-    amqp_queue_delete(conn, CH, amqp_cstring_bytes(full), 0, 0);
-    wr_client_close(c);
-    wr_amqp_close(conn);
-    cr_assert_eq(wr_test_warren_stop(&w), 0);
+    cr_assert_geq(nack_case_counter(&t, "replies_resent"), 4);
+    cr_assert_eq(nack_case_counter(&t, "replies_returned"), 0);
+    nack_case_close(&t);
 }
 
 /* reply_retry = 0: a nacked reply is given up at once. */
 Test(confirms, a_reply_nacked_with_reply_retry_off_is_given_up_at_once, .timeout = 120)
 {
-    wr_test_warren w = {0};
-    char full[128];
-    amqp_connection_state_t conn;
-    wr_client *c;
-    json_t *st;
+    nack_case t;
 
-    start_with(&w, "pool.reply_retry=0");
-    conn = wr_test_amqp_connect();
-    c = wr_test_client(0);
-    wr_test_queue_name(full, sizeof full, "full-reply-queue");
-    declare_small_queue(conn, full, 0);
-
-    request(conn, w.queue, full, "off-1");
-    cr_assert(wr_test_log_wait(&w, "reply_retry = 0", 1, 20000), "no nack logged:\n%s",
-              wr_test_log_read(&w));
-    expect_settled(w.queue);
-    st = status(c, w.queue);
-    cr_assert_eq(counter(st, "replies_nacked"), 1);
-    cr_assert_eq(counter(st, "replies_resent"), 0);
-    json_decref(st);
-
-    amqp_queue_delete(conn, CH, amqp_cstring_bytes(full), 0, 0);
-    wr_client_close(c);
-    wr_amqp_close(conn);
-    cr_assert_eq(wr_test_warren_stop(&w), 0);
+    nack_case_open(&t, "pool.reply_retry=0", 0);
+    request(t.conn, t.w.queue, t.reply_queue, "off-1");
+    cr_assert(wr_test_log_wait(&t.w, "reply_retry = 0", 1, 20000), "no nack logged:\n%s",
+              wr_test_log_read(&t.w));
+    expect_settled(t.w.queue);
+    cr_assert_eq(nack_case_counter(&t, "replies_nacked"), 1);
+    cr_assert_eq(nack_case_counter(&t, "replies_resent"), 0);
+    nack_case_close(&t);
 }
