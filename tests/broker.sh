@@ -13,6 +13,8 @@
 #   tests/broker.sh resume DIR       start a halted node again, same name, ports and state
 #
 # WARREN_BROKER_PORT=N fixes the AMQP port instead of picking a free one.
+# WARREN_BROKER_ERL_ARGS=... adds Erlang VM flags (e.g. "+sbwt none" to
+# try the broker without its schedulers' busy wait, when profiling).
 # For a cluster (tests/cluster.sh), two more knobs at start:
 # WARREN_BROKER_EPMD_PORT=N makes the node use the epmd on that port (its
 # peers' too: Erlang nodes find each other through one epmd) and leave it
@@ -279,7 +281,7 @@ export RABBITMQ_CONFIG_FILE=$state/rabbitmq.conf
 export RABBITMQ_ADVANCED_CONFIG_FILE=$state/advanced.config
 export RABBITMQ_CONF_ENV_FILE=$state/rabbitmq-env.conf
 export RABBITMQ_ENABLED_PLUGINS_FILE=$state/enabled_plugins
-export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}${WARREN_BROKER_ERL_ARGS:+ $WARREN_BROKER_ERL_ARGS}"
 export ERL_CRASH_DUMP=$state/erl_crash.dump
 export ERL_EPMD_ADDRESS=127.0.0.1
 export ERL_EPMD_PORT=$epmd_port

@@ -154,7 +154,12 @@ typedef struct worker {
     request *resend;   /* nacked replies waiting to go again, soonest first */
     uint64_t ack_upto; /* settled: one basic.ack (multiple) for every tag up to
                           this is due (flush_acks); 0: none */
-    wr_slot *slot;     /* what the supervisor knows of us */
+    /* Settled while an older request still awaits its confirm (the broker
+     * confirms replies to different queues out of order): their tags wait
+     * for the multiple ack that follows once the older ones settle. */
+    uint64_t *later;
+    size_t nlater, later_cap;
+    wr_slot *slot; /* what the supervisor knows of us */
 
     unsigned long handled, failed;
     unsigned long retire_after;     /* ask to be replaced when handled reaches it; 0: never */
@@ -444,12 +449,54 @@ static void report_nacks(worker *w, const request *rq)
     }
 }
 
+/* Keep TAG for a later multiple ack.  0, or -1 without memory (then it
+ * is acked alone). */
+static int ack_later(worker *w, uint64_t tag)
+{
+    if (w->nlater == w->later_cap) {
+        size_t cap = w->later_cap ? w->later_cap * 2 : 16;
+        uint64_t *more = realloc(w->later, cap * sizeof *more);
+
+        if (!more)
+            return -1;
+        w->later = more;
+        w->later_cap = cap;
+    }
+    w->later[w->nlater++] = tag;
+    return 0;
+}
+
+/* The tags kept by ack_later now below LOW join the multiple ack (UPTO).
+ * While a request is held for resend the others are acked one by one:
+ * they would wait for it, filling the prefetch.  AMQP status. */
+static int settle_later(worker *w, uint64_t low, uint64_t *upto)
+{
+    int st = AMQP_STATUS_OK;
+    size_t keep = 0;
+
+    for (size_t i = 0; i < w->nlater; i++) {
+        uint64_t tag = w->later[i];
+
+        if (tag < low)
+            *upto = tag > *upto ? tag : *upto;
+        else if (w->resend)
+            st = st == AMQP_STATUS_OK ? amqp_basic_ack(w->conn, CHANNEL, tag, 0) : st;
+        else
+            w->later[keep++] = tag;
+    }
+    w->nlater = keep;
+    if (st != AMQP_STATUS_OK)
+        wr_error("ack failed: %s", amqp_error_string2(st));
+    return st;
+}
+
 /*
  * Ack (or reject) every request whose publishes the broker has confirmed.
  * Acks below every unsettled tag are gathered into one basic.ack with
  * multiple, sent by flush_acks (with prefetch > 1 confirms come in runs of
- * frames, and so one ack answers several).  Returns 0, or -1 when the
- * connection failed (the broker redelivers what was not acked).
+ * frames, and so one ack answers several); so are those above one, once
+ * it settles (ack_later).  Returns 0, or -1 when the connection failed
+ * (the broker redelivers what was not acked).
  */
 static int settle(worker *w)
 {
@@ -481,6 +528,8 @@ static int settle(worker *w)
             report_nacks(w, rq);
         if (!rq->reject && tag < low) {
             upto = tag > upto ? tag : upto; /* acked below, with the others */
+        } else if (!rq->reject && !w->resend && ack_later(w, tag) == 0) {
+            /* acked with the older ones, once they settle */
         } else {
             st = rq->reject ? amqp_basic_reject(w->conn, CHANNEL, tag, 0)
                             : amqp_basic_ack(w->conn, CHANNEL, tag, 0);
@@ -490,6 +539,8 @@ static int settle(worker *w)
         }
         free_request(rq);
     }
+    if (st == AMQP_STATUS_OK && w->nlater)
+        st = settle_later(w, low, &upto);
     if (upto > w->ack_upto)
         w->ack_upto = upto;
     return st == AMQP_STATUS_OK ? 0 : -1;
@@ -1185,6 +1236,7 @@ static void worker_close(worker *w)
     free(w->consumer_tags);
     wr_topology_free_queue_names(w->cfg, w->queues);
     free(w->queue_counts);
+    free(w->later);
     wr_runner_stop(w->runner);
     wr_plugins_unload(w->plugins);
     wr_commands_free(&w->commands);
@@ -1241,6 +1293,7 @@ static int confirm_mode(worker *w)
     }
     wr_outbox_reset(&w->outbox);
     w->ack_upto = 0; /* tags die with their channel */
+    w->nlater = 0;
     return 0;
 }
 

@@ -306,3 +306,48 @@ Test(confirms, a_reply_nacked_with_reply_retry_off_is_given_up_at_once, .timeout
     cr_assert_eq(nack_case_counter(&t, "replies_resent"), 0);
     nack_case_close(&t);
 }
+
+/* With calls in flight, the broker confirms replies to different queues
+ * out of order (a quorum queue's once its log has it, a classic one's at
+ * once), and a worker acks a request confirmed early together with the
+ * older ones.  Every request still gets acked, and once: an ack of a tag
+ * twice would close the channel, and the requests would come back. */
+Test(confirms, replies_confirmed_out_of_order_all_get_their_requests_acked, .timeout = 120)
+{
+    amqp_table_entry_t quorum_args[1] = {
+        {.key = amqp_cstring_bytes("x-queue-type"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}},
+    };
+    enum { CALLS = 400 };
+    nack_case t;
+    char quorum[128], corr[32];
+    int in_quorum = 0, in_classic = 0;
+
+    nack_case_open(&t, "pool.prefetch=16", CALLS);
+    wr_test_queue_name(quorum, sizeof quorum, "quorum-reply-queue");
+    amqp_queue_declare(t.conn, CH, amqp_cstring_bytes(quorum), 0, 1 /* durable */, 0, 0,
+                       (amqp_table_t){.num_entries = 1, .entries = quorum_args});
+    cr_assert_eq(amqp_get_rpc_reply(t.conn).reply_type, AMQP_RESPONSE_NORMAL, "declare %s", quorum);
+    /* The last reply goes to the classic queue: confirmed before the one
+     * ahead of it, its request is the last to be acked. */
+    for (int i = 0; i < CALLS; i++) {
+        snprintf(corr, sizeof corr, "order-%d", i);
+        request(t.conn, t.w.queue, i % 2 ? t.reply_queue : quorum, corr);
+    }
+    for (int i = 0; i < 200 && in_quorum + in_classic < CALLS; i++) {
+        usleep(100000);
+        in_quorum = wr_test_queue_stat(quorum, "messages");
+        in_classic = wr_test_queue_stat(t.reply_queue, "messages");
+    }
+    cr_assert_eq(in_quorum, CALLS / 2, "replies in the quorum queue\n%s", wr_test_log_read(&t.w));
+    cr_assert_eq(in_classic, CALLS / 2, "replies in the classic queue");
+    expect_settled(t.w.queue);
+    /* Nothing came back to be answered twice. */
+    usleep(500000);
+    cr_assert_eq(wr_test_queue_stat(quorum, "messages"), CALLS / 2);
+    cr_assert_eq(wr_test_queue_stat(t.reply_queue, "messages"), CALLS / 2);
+    cr_assert_eq(wr_test_log_count(&t.w, "lost"), 0, "%s", wr_test_log_read(&t.w));
+    cr_assert_eq(wr_test_log_count(&t.w, "failed"), 0, "%s", wr_test_log_read(&t.w));
+    amqp_queue_delete(t.conn, CH, amqp_cstring_bytes(quorum), 0, 0);
+    nack_case_close(&t);
+}
