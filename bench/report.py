@@ -33,7 +33,12 @@ import subprocess
 import sys
 import tempfile
 
-SERVERS = ("warren", "bare-confirm", "bare", "pika")
+SERVERS = ("warren", "warren-noconfirm", "bare-confirm", "bare", "pika")
+# What is compared with what: warren with its reference loops, and warren
+# with [pool] publisher_confirms = no (acked once the reply is written)
+# with the loop that acks the same way.
+PAIRS = (("warren", "bare-confirm"), ("warren", "bare"), ("warren-noconfirm", "bare"),
+         ("warren", "pika"))
 PROFILE_START = "<!-- profile -->"
 PROFILE_END = "<!-- /profile -->"
 PROFILE_PLACEHOLDER = ("(The lead's profiling findings go here: perf, callgrind, strace -c. "
@@ -194,28 +199,28 @@ def throughput_tables(f, part, title, lead):
     if not cells:
         return "", []
     servers = f.servers(part)
-    others = [s for s in servers if s != "warren"]
+    pairs = [(w, r) for w, r in PAIRS if w in servers and r in servers]
     head = ["payload, shape" if part == "big" else "shape", "processes", "prefetch"]
     rows, lrows, ratios = [], [], []
     for c in cells:
         key = cell_key(part, c)
         row = key[:3] + [num(f.med(part, c, s, "calls_per_s")) for s in servers]
         lrow = key[:3] + [lat3(f, part, c, s) for s in servers]
-        for s in others:
-            q = f.paired(part, c, "warren", s, "calls_per_s")
+        for w, s in pairs:
+            q = f.paired(part, c, w, s, "calls_per_s")
             row.append(rx(q))
-            ratios.append((c, s, "calls_per_s", q))
-        for s in others:
-            q = f.paired(part, c, "warren", s, "p99_ms")
+            ratios.append((c, w, s, "calls_per_s", q))
+        for w, s in pairs:
+            q = f.paired(part, c, w, s, "p99_ms")
             lrow.append(rx(q))
-            ratios.append((c, s, "p99_ms", q))
+            ratios.append((c, w, s, "p99_ms", q))
         rows.append(row)
         lrows.append(lrow)
     text = ("## %s\n\n%s\n\nCalls/s (median of the rounds; a ratio is the median of the rounds' "
             "ratios, each of two runs made seconds apart):\n\n" % (title, lead))
-    text += table(head + servers + ["warren / %s" % s for s in others], rows)
+    text += table(head + servers + ["%s / %s" % p for p in pairs], rows)
     text += "\nLatency p50 / p99 / p99.9 (ms):\n\n"
-    text += table(head + servers + ["p99 warren / %s" % s for s in others], lrows)
+    text += table(head + servers + ["p99 %s / %s" % p for p in pairs], lrows)
     return text + "\n", ratios
 
 
@@ -432,7 +437,7 @@ def plots(f, plotdir, sleep_got, rate_series):
                 for n in procs:
                     o.write(n + " " + " ".join(dat(f.med("echo", "%s/%s/%s" % (shape, n, pf), s, "calls_per_s"))
                                                for s, pf in cols) + "\n")
-            colour = {"warren": "#c0392b", "bare-confirm": "#2471a3", "bare": "#229954", "pika": "#7d3c98"}
+            colour = {"warren": "#c0392b", "warren-noconfirm": "#e67e22", "bare-confirm": "#2471a3", "bare": "#229954", "pika": "#7d3c98"}
             terms = []
             for i, (s, pf) in enumerate(cols):
                 terms.append('%s using 1:%d with linespoints lw 2 pt 7 lc rgb "%s" dt %d title "%s, prefetch %s"'
@@ -479,30 +484,36 @@ def targets(f, ratios, sleep_got, mem, startup_ms, startup_workers):
 
     # How many of the failing cells failed in every round: a median can
     # land past the line on noise, a cell below in every round did not.
-    def every_round(cells, ref, what, bad):
+    def every_round(cells, who, ref, what, bad):
         return sum(1 for c in cells
-                   if all(bad(q) for q in f.round_ratios("echo", c, "warren", ref, what) or [None]))
+                   if all(bad(q) for q in f.round_ratios("echo", c, who, ref, what) or [None]))
+
+    def subject(who):
+        return "warren" if who == "warren" else "warren (publisher_confirms = no)"
 
     # Throughput >= 0.95x bare at every shape (echo cells; the issue's
     # reference is the plain bare loop; against --confirm too).
-    for ref in ("bare", "bare-confirm"):
-        qs = [(q, c) for c, s, k, q in ratios if s == ref and k == "calls_per_s" and q is not None]
+    target_pairs = (("warren", "bare"), ("warren", "bare-confirm"), ("warren-noconfirm", "bare"))
+    for who, ref in target_pairs:
+        qs = [(q, c) for c, w, s, k, q in ratios
+              if (w, s) == (who, ref) and k == "calls_per_s" and q is not None]
         if qs:
             worst = min(qs)
             low = [c for q, c in qs if q < 0.95]
-            always = every_round(low, ref, "calls_per_s", lambda q: q is not None and q < 0.95)
-            rows.append(["echo throughput ≥ 0.95× %s, every shape / processes / prefetch" % ref,
+            always = every_round(low, who, ref, "calls_per_s", lambda q: q is not None and q < 0.95)
+            rows.append(["%s echo throughput ≥ 0.95× %s, every shape / processes / prefetch"
+                         % (subject(who), ref),
                          "lowest %s (%s); %d of %d cells below, %d of them in every round"
                          % (rx(worst[0]), worst[1], len(low), len(qs), always),
                          met(not low)])
-    for ref in ("bare", "bare-confirm"):
-        qs = [(q, c) for c, s, k, q in ratios if s == ref and k == "p99_ms" and q is not None
-              and split_cell(c)[0] in ("1x1", "4x64")]
+    for who, ref in target_pairs:
+        qs = [(q, c) for c, w, s, k, q in ratios if (w, s) == (who, ref) and k == "p99_ms"
+              and q is not None and split_cell(c)[0] in ("1x1", "4x64")]
         if qs:
             worst = max(qs)
             high = [c for q, c in qs if q > 1.10]
-            always = every_round(high, ref, "p99_ms", lambda q: q is not None and q > 1.10)
-            rows.append(["p99 ≤ 1.10× %s at 1x1 and 4x64" % ref,
+            always = every_round(high, who, ref, "p99_ms", lambda q: q is not None and q > 1.10)
+            rows.append(["%s p99 ≤ 1.10× %s at 1x1 and 4x64" % (subject(who), ref),
                          "highest %s (%s); %d of %d cells above, %d of them in every round"
                          % (rx(worst[0]), worst[1], len(high), len(qs), always),
                          met(not high)])
@@ -597,7 +608,9 @@ def report(runs_path, meta_path, failures_path, out, plotdir):
         "JSON-RPC `echo` with a 16-character string; shapes are connections x calls in flight per "
         "connection; warren with N workers and prefetch P against `warren-bare -P N --prefetch P`, "
         "with `--confirm` (warren's semantics: a request is acked once its reply is confirmed) and "
-        "without (the issue's reference loop).")
+        "without (the issue's reference loop, which acks once the reply is written); "
+        "warren-noconfirm is warren with `[pool] publisher_confirms = no`, which acks as that "
+        "loop does, and is compared with it.")
     big_text, _ = throughput_tables(f, "big", "64 KiB payloads and persistent messages",
                                     "4x16, 4 processes; 64 KiB strings echoed, or 16 B requests "
                                     "published persistent (delivery mode 2).")

@@ -31,7 +31,8 @@
 #
 # Why in turns: on a shared 2-core machine the figures drift over minutes;
 # only figures taken within seconds of each other compare.  So each cell
-# runs warren, warren-bare --confirm and warren-bare one after another, then
+# runs warren, warren-bare --confirm and warren-bare (and, in the echo
+# cells, warren with publisher confirms off) one after another, then
 # again, BENCH_ROUNDS times, each round starting with the next server (so
 # none always goes first), each run on a fresh queue.  The report takes
 # medians, and a ratio of warren to a reference is the median of the
@@ -198,7 +199,8 @@ wait_lines() {
     done
 }
 
-# write_conf FILE WORKERS PREFETCH QUEUE: warren's config for one run.
+# write_conf FILE WORKERS PREFETCH QUEUE CONFIRMS: warren's config for one
+# run (CONFIRMS: [pool] publisher_confirms, yes or no).
 write_conf() {
     cat >"$1" <<EOF
 # Written by bench/run.sh for one run.
@@ -209,6 +211,7 @@ uri = $uri
 workers = $2
 prefetch = $3
 shutdown_timeout = 10
+publisher_confirms = $5
 
 [plugins]
 dir = $plugin_dir
@@ -231,8 +234,10 @@ start_server() {
     local server=$1 n=$2 prefetch=$3 queue=$4 log=$5 i
     srv_pid='' srv_main='' srv_procs=()
     case $server in
-    warren)
-        write_conf "$work/$queue.conf" "$n" "$prefetch" "$queue"
+    warren | warren-noconfirm)
+        local confirms=yes
+        [ "$server" = warren-noconfirm ] && confirms=no
+        write_conf "$work/$queue.conf" "$n" "$prefetch" "$queue" "$confirms"
         "$build/bin/warren" -c "$work/$queue.conf" 2>"$log" &
         srv_pid=$!
         started=("$srv_pid")
@@ -379,7 +384,7 @@ run() {
         "$part" "$cell" "$server" "$round" "$n" "$prefetch" "$brc" "$src" "$hwm_m" \
         "$(json_list "${hwm_w[@]}")" $((cpu1_w - cpu0_w)) $((cpu1_m - cpu0_m)) $((cpu1_b - cpu0_b)) \
         "$(tr -d '\n' <"$out")" >>"$work/runs.jsonl"
-    if [ "$server" = warren ]; then
+    if [ "${server%-noconfirm}" = warren ]; then
         delete_queue "$queue" "$queue.dead"
     else
         delete_queue "$queue"
@@ -429,7 +434,9 @@ else
     shapes="1x1 1x16 4x16 4x64" procs="1 2 4" prefetches="1 16" sleep_workers="8 16 32 64"
     mix_prefetches="1 4 16 64" startup_workers=16
 fi
-echo_servers="warren bare-confirm bare"
+# warren-noconfirm: warren with [pool] publisher_confirms = no, which acks
+# as the plain bare loop does (once the reply is written): its yardstick.
+echo_servers="warren warren-noconfirm bare-confirm bare"
 [ "$pika" = 1 ] && echo_servers+=" pika"
 
 # Echo, 16 bytes: every shape, process count and prefetch.
@@ -503,7 +510,7 @@ if wants startup; then
         nrun=$((nrun + 1))
         queue="bench.$nrun.startup"
         printf '=== startup %s workers round %s ===\n' "$startup_workers" "$r" >&2
-        write_conf "$work/$queue.conf" "$startup_workers" 1 "$queue"
+        write_conf "$work/$queue.conf" "$startup_workers" 1 "$queue" yes
         brc=0 waited=''
         t0=$(date +%s%N)
         "$build/bin/warren" -c "$work/$queue.conf" 2>"$work/$queue.log" &

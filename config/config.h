@@ -7,8 +7,8 @@
  *             password_file
  *   [pool]    workers, prefetch, max_message_size, shutdown_timeout,
  *             max_attempts, max_batch, request_timeout, reply_retry,
- *             max_requests, max_rss, min_workers, max_workers, idle_timeout,
- *             startup_timeout, control_socket
+ *             publisher_confirms, max_requests, max_rss, min_workers,
+ *             max_workers, idle_timeout, startup_timeout, control_socket
  *   [plugins] dir, load
  *   [log]     level
  *   [metrics] listen
@@ -99,20 +99,22 @@ typedef struct wr_config {
     const char *password_source; /* "password_file", "$WARREN_BROKER_PASSWORD", "uri" or NULL */
     int uri_password_line;       /* the file's line whose uri holds a password; 0: none */
 
-    int workers;           /* 1..1024; default 4 */
-    int prefetch;          /* 1..65535; default 1 */
-    long max_message_size; /* bytes; default 1 MiB */
-    int shutdown_timeout;  /* seconds before SIGKILL on stop; default 30 */
-    int max_attempts;      /* deaths one message may cause; default 3 */
-    int builtin_methods;   /* answer warren.status on every route; default yes */
-    int max_batch;         /* calls in one JSON-RPC batch, 1..1000000; default 1000 */
-    int request_timeout;   /* seconds a call may run before its worker is killed; 0: no
-                              limit; default 30 (a route may set its own) */
-    int reply_retry;       /* seconds a reply the broker nacks is sent again before
-                              its request is acked anyway; 0: never; default 30 */
-    int max_requests;      /* a worker retires after about this many (±10%); 0: never */
-    long max_rss;          /* bytes; a worker above it retires between calls; 0: no limit */
-    int min_workers;       /* a dynamic pool: both set (0: a fixed pool of `workers`) */
+    int workers;            /* 1..1024; default 4 */
+    int prefetch;           /* 1..65535; default 1 */
+    long max_message_size;  /* bytes; default 1 MiB */
+    int shutdown_timeout;   /* seconds before SIGKILL on stop; default 30 */
+    int max_attempts;       /* deaths one message may cause; default 3 */
+    int builtin_methods;    /* answer warren.status on every route; default yes */
+    int max_batch;          /* calls in one JSON-RPC batch, 1..1000000; default 1000 */
+    int request_timeout;    /* seconds a call may run before its worker is killed; 0: no
+                               limit; default 30 (a route may set its own) */
+    int reply_retry;        /* seconds a reply the broker nacks is sent again before
+                               its request is acked anyway; 0: never; default 30 */
+    int publisher_confirms; /* a request is acked once the broker confirmed its reply
+                               (yes, the default), or once the reply is written (no) */
+    int max_requests;       /* a worker retires after about this many (±10%); 0: never */
+    long max_rss;           /* bytes; a worker above it retires between calls; 0: no limit */
+    int min_workers;        /* a dynamic pool: both set (0: a fixed pool of `workers`) */
     int max_workers;
     int idle_timeout;     /* dynamic pool: seconds an extra worker may idle; default 10 */
     int startup_timeout;  /* seconds without any worker consuming before warren gives up;

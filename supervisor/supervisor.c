@@ -354,7 +354,11 @@ void wr_supervisor_child_status(wr_supervisor *sup, wr_child *c, const wr_ipc_ms
             int ready = ready_count(sup);
             if (ready >= sup->target) {
                 sup->ready_announced = 1;
-                wr_info("ready: %d worker%s consuming", ready, ready == 1 ? "" : "s");
+                wr_info("ready: %d worker%s consuming%s", ready, ready == 1 ? "" : "s",
+                        sup->cfg->publisher_confirms
+                            ? ""
+                            : "; publisher confirms off: a request is acked once its reply is "
+                              "written, not confirmed");
                 announce_ready(sup);
             }
         }

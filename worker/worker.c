@@ -14,7 +14,10 @@
  * refused (basic.nack) is kept and sent again with backoff, its request
  * held, for [pool] reply_retry seconds (resend_due).  Confirms arrive as
  * frames among the deliveries and are read as they come; the worker never
- * waits for one before taking the next request.
+ * waits for one before taking the next request.  With [pool]
+ * publisher_confirms = no the channel is not in confirm mode and a request
+ * is acked once its reply is written, as a bare consumer loop does: one
+ * round trip less per call, and a reply the broker loses is lost.
  *
  * Long handlers: rabbitmq-c sends heartbeats only from inside its own
  * calls, and a handler may run for minutes.  On plain TCP the handler
@@ -571,7 +574,7 @@ static void keep_reply(worker *w, request *rq)
 {
     wr_job *job = &w->job;
 
-    if (!w->cfg->reply_retry)
+    if (!w->cfg->reply_retry || !w->cfg->publisher_confirms)
         return;
     rq->reply = wr_reply_of(job);
     rq->reply.error_message = job->error_code ? strdup(job->error_message) : NULL;
@@ -654,6 +657,9 @@ static int finish_job(worker *w, int reject)
         }
     }
     wr_outbox_add(&w->outbox, &rq->sent);
+    /* Without confirms, what is written counts as confirmed. */
+    if (!w->cfg->publisher_confirms && rq->sent.n)
+        wr_outbox_confirm(&w->outbox, rq->sent.first_seq + rq->sent.n - 1, 1, 0);
     w->cur = NULL;
     w->handled++;
     if (w->job.nerrors)
@@ -697,6 +703,7 @@ static void note_return(worker *w, const amqp_basic_properties_t *props, unsigne
 {
     request *match = NULL, *oldest = NULL;
     char id[WR_IPC_TOKEN_MAX];
+    const char *route;
 
     for (wr_sent *s = w->outbox.head; s; s = s->next) {
         request *rq = (request *)s;
@@ -718,15 +725,15 @@ static void note_return(worker *w, const amqp_basic_properties_t *props, unsigne
     if (!match)
         match = oldest;
     w->returned++;
-    if (match) {
+    /* Without confirms the request is acked already, and unknown here;
+     * the reply carries its id, and with one route, its route. */
+    route = match ? match->route->name : w->cfg->nroutes == 1 ? w->cfg->routes[0].name : "?";
+    request_id(match ? &match->env.message.properties : props, id, sizeof id);
+    if (match)
         match->sent.returned = 1;
-        request_id(&match->env.message.properties, id, sizeof id);
-    } else {
-        snprintf(id, sizeof id, "-");
-    }
     wr_warn("route %s: the reply to request %s reached no queue (%u %s, routing key \"%s\": the "
             "caller's reply queue is gone?); the request is acked, a retry cannot help",
-            match ? match->route->name : "?", id, code, text, key);
+            route, id, code, text, key);
 }
 
 /* Read the content of a basic.return whose method frame M was just read. */
@@ -1280,14 +1287,16 @@ static void abandon_work(worker *w)
     drop_pending(w);
 }
 
-/* Put the channel in confirm mode, before anything is consumed or
- * published on it. */
+/* Put the channel in confirm mode (unless [pool] publisher_confirms = no),
+ * before anything is consumed or published on it. */
 static int confirm_mode(worker *w)
 {
     char err[512];
 
-    amqp_confirm_select(w->conn, CHANNEL);
-    if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "confirm.select", err, sizeof err)) {
+    if (w->cfg->publisher_confirms)
+        amqp_confirm_select(w->conn, CHANNEL);
+    if (w->cfg->publisher_confirms &&
+        wr_amqp_check(amqp_get_rpc_reply(w->conn), "confirm.select", err, sizeof err)) {
         wr_error("broker: %s", err);
         return -1;
     }

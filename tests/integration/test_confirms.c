@@ -151,9 +151,9 @@ typedef struct {
     char reply_queue[128];
 } nack_case;
 
-/* Start T's warren (with OVERRIDE, -o KEY=VALUE, unless NULL) and declare
- * its reply queue, of at most MAX messages. */
-static void nack_case_open(nack_case *t, const char *override, int max)
+/* Start T's warren (with up to two -o KEY=VALUE OVERRIDES, unless NULL)
+ * and declare its reply queue, of at most MAX messages. */
+static void nack_case_open(nack_case *t, int max, const char *override, const char *override2)
 {
     amqp_table_entry_t args[4] = {
         {.key = amqp_cstring_bytes("x-max-length"),
@@ -169,7 +169,10 @@ static void nack_case_open(nack_case *t, const char *override, int max)
 
     *t = (nack_case){0};
     wr_test_warren_write_conf(&t->w, 1, NULL);
-    char *argv[] = {"warren", "-c", t->w.conf, "-o", (char *) override, NULL};
+    char *argv[] = {"warren",          "-c", t->w.conf,         "-o",
+                    (char *) override, "-o", (char *)override2, NULL};
+    if (!override2)
+        argv[5] = NULL;
     if (!override)
         argv[3] = NULL;
     wr_test_warren_spawn(&t->w, argv, NULL);
@@ -215,7 +218,7 @@ Test(confirms, a_reply_the_broker_nacks_is_sent_again_until_it_is_taken, .timeou
     amqp_basic_properties_t fp = {0};
     int got = 0;
 
-    nack_case_open(&t, NULL, 1);
+    nack_case_open(&t, 1, NULL, NULL);
     fp._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
     fp.correlation_id = amqp_cstring_bytes("filler");
     cr_assert_eq(amqp_basic_publish(t.conn, CH, amqp_empty_bytes, amqp_cstring_bytes(t.reply_queue),
@@ -259,7 +262,7 @@ Test(confirms, a_stop_hands_a_held_request_back_to_the_queue, .timeout = 120)
 {
     nack_case t;
 
-    nack_case_open(&t, NULL, 0);
+    nack_case_open(&t, 0, NULL, NULL);
     request(t.conn, t.w.queue, t.reply_queue, "held-1");
     cr_assert(wr_test_log_wait(&t.w, "holding the request", 1, 20000), "no nack logged:\n%s",
               wr_test_log_read(&t.w));
@@ -277,7 +280,7 @@ Test(confirms, a_reply_nacked_past_reply_retry_is_counted_and_its_request_acked,
 {
     nack_case t;
 
-    nack_case_open(&t, "pool.reply_retry=2", 0);
+    nack_case_open(&t, 0, "pool.reply_retry=2", NULL);
     request(t.conn, t.w.queue, t.reply_queue, "full-1");
     request(t.conn, t.w.queue, t.reply_queue, "full-2");
     cr_assert(wr_test_log_wait(&t.w, "its reply is lost", 2, 20000), "no give-up logged:\n%s",
@@ -297,7 +300,7 @@ Test(confirms, a_reply_nacked_with_reply_retry_off_is_given_up_at_once, .timeout
 {
     nack_case t;
 
-    nack_case_open(&t, "pool.reply_retry=0", 0);
+    nack_case_open(&t, 0, "pool.reply_retry=0", NULL);
     request(t.conn, t.w.queue, t.reply_queue, "off-1");
     cr_assert(wr_test_log_wait(&t.w, "reply_retry = 0", 1, 20000), "no nack logged:\n%s",
               wr_test_log_read(&t.w));
@@ -323,7 +326,7 @@ Test(confirms, replies_confirmed_out_of_order_all_get_their_requests_acked, .tim
     char quorum[128], corr[32];
     int in_quorum = 0, in_classic = 0;
 
-    nack_case_open(&t, "pool.prefetch=16", CALLS);
+    nack_case_open(&t, CALLS, "pool.prefetch=16", NULL);
     wr_test_queue_name(quorum, sizeof quorum, "quorum-reply-queue");
     amqp_queue_declare(t.conn, CH, amqp_cstring_bytes(quorum), 0, 1 /* durable */, 0, 0,
                        (amqp_table_t){.num_entries = 1, .entries = quorum_args});
@@ -349,5 +352,47 @@ Test(confirms, replies_confirmed_out_of_order_all_get_their_requests_acked, .tim
     cr_assert_eq(wr_test_log_count(&t.w, "lost"), 0, "%s", wr_test_log_read(&t.w));
     cr_assert_eq(wr_test_log_count(&t.w, "failed"), 0, "%s", wr_test_log_read(&t.w));
     amqp_queue_delete(t.conn, CH, amqp_cstring_bytes(quorum), 0, 0);
+    nack_case_close(&t);
+}
+
+/* [pool] publisher_confirms = no: the channel is not in confirm mode, and
+ * a request is acked once its reply is written.  Every call is answered
+ * and acked; a reply that no queue takes is still logged with its
+ * request's id, and counted. */
+Test(confirms, with_confirms_off_requests_are_acked_as_their_replies_are_written, .timeout = 120)
+{
+    enum { CALLS = 200 };
+    nack_case t;
+    char corr[32], missing[128], *channels;
+    int replies = 0;
+
+    nack_case_open(&t, CALLS, "pool.publisher_confirms=no", "pool.prefetch=16");
+    cr_assert_eq(wr_test_log_count(&t.w, "publisher confirms off"), 1, "%s",
+                 wr_test_log_read(&t.w));
+    /* warren's channel is the one with prefetch 16. */
+    channels = wr_test_broker_ctl("list_channels prefetch_count confirm");
+    cr_assert(strstr(channels, "16\tfalse") && !strstr(channels, "16\ttrue"), "%s", channels);
+    free(channels);
+
+    for (int i = 0; i < CALLS; i++) {
+        snprintf(corr, sizeof corr, "fast-%d", i);
+        request(t.conn, t.w.queue, t.reply_queue, corr);
+    }
+    for (int i = 0; i < 200 && replies < CALLS; i++) {
+        usleep(100000);
+        replies = wr_test_queue_stat(t.reply_queue, "messages");
+    }
+    cr_assert_eq(replies, CALLS, "%s", wr_test_log_read(&t.w));
+    expect_settled(t.w.queue);
+
+    wr_test_queue_name(missing, sizeof missing, "no-such-reply-queue");
+    request(t.conn, t.w.queue, missing, "gone-unconfirmed");
+    cr_assert(wr_test_log_wait(&t.w, "reached no queue", 1, 20000), "no return logged:\n%s",
+              wr_test_log_read(&t.w));
+    cr_assert_eq(wr_test_log_count(&t.w, "gone-unconfirmed"), 1, "the log names the request:\n%s",
+                 wr_test_log_read(&t.w));
+    expect_settled(t.w.queue);
+    cr_assert_eq(nack_case_counter(&t, "replies_returned"), 1);
+    cr_assert_eq(wr_test_queue_stat(t.reply_queue, "messages"), CALLS, "no reply twice");
     nack_case_close(&t);
 }

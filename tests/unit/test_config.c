@@ -126,6 +126,7 @@ static void expect_same(const wr_config *a, const wr_config *b)
     cr_expect_eq(a->log_level, b->log_level);
     cr_expect_eq(a->log_format, b->log_format);
     cr_expect_eq(a->builtin_methods, b->builtin_methods);
+    cr_expect_eq(a->publisher_confirms, b->publisher_confirms);
     expect_str_or_null(a->plugin_dir, b->plugin_dir);
     expect_words(a->plugins, a->nplugins, (const char *const *)b->plugins, b->nplugins);
     cr_assert_eq(a->nroutes, b->nroutes);
@@ -750,6 +751,7 @@ Test(config, write_gives_plain_ini_with_every_value)
                            "max_batch = 1000\n"
                            "request_timeout = 30\n"
                            "reply_retry = 30\n"
+                           "publisher_confirms = yes\n"
                            "max_requests = 0\n"
                            "max_rss = 0\n"
                            "min_workers = 0\n"
