@@ -4,7 +4,7 @@
 # (warren-bare), side by side, in turns, on one private broker; writes
 # BENCHMARKS.md and the plots in bench/plots/.
 #
-#   bench/run.sh                 the full benchmark (about 45 minutes on 2 cores)
+#   bench/run.sh                 the full benchmark (about 50 minutes on 2 cores)
 #   BENCH_QUICK=1 bench/run.sh   the smoke: a few cells, 1 round, 1 s each (about a minute);
 #                                writes its report to a temp file, not BENCHMARKS.md
 #
