@@ -531,8 +531,8 @@ static int settle(worker *w)
             report_nacks(w, rq);
         if (!rq->reject && tag < low) {
             upto = tag > upto ? tag : upto; /* acked below, with the others */
-        } else if (!rq->reject && !w->resend && ack_later(w, tag) == 0) {
-            /* acked with the older ones, once they settle */
+        } else if (!rq->reject && ack_later(w, tag) == 0) {
+            /* acked with the older ones, once they settle (settle_later) */
         } else {
             st = rq->reject ? amqp_basic_reject(w->conn, CHANNEL, tag, 0)
                             : amqp_basic_ack(w->conn, CHANNEL, tag, 0);
@@ -1293,12 +1293,12 @@ static int confirm_mode(worker *w)
 {
     char err[512];
 
-    if (w->cfg->publisher_confirms)
+    if (w->cfg->publisher_confirms) {
         amqp_confirm_select(w->conn, CHANNEL);
-    if (w->cfg->publisher_confirms &&
-        wr_amqp_check(amqp_get_rpc_reply(w->conn), "confirm.select", err, sizeof err)) {
-        wr_error("broker: %s", err);
-        return -1;
+        if (wr_amqp_check(amqp_get_rpc_reply(w->conn), "confirm.select", err, sizeof err)) {
+            wr_error("broker: %s", err);
+            return -1;
+        }
     }
     wr_outbox_reset(&w->outbox);
     w->ack_upto = 0; /* tags die with their channel */
