@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "worker/address.h"
 #include "worker/amqp10.h"
+#include "worker/publish.h"
 
 /* A channel of its own for checking that a reply_to's exchange exists
  * (the worker consumes on channel 1). */
@@ -209,9 +210,9 @@ int wr_reply_send(amqp_connection_state_t conn, int channel, const amqp_basic_pr
         props._flags |= AMQP_BASIC_HEADERS_FLAG;
         props.headers = (amqp_table_t){.num_entries = nheaders, .entries = headers};
     }
-    st = amqp_basic_publish(conn, (amqp_channel_t)channel, amqp_cstring_bytes(exchange),
-                            amqp_cstring_bytes(key), 1 /* mandatory */, 0, &props,
-                            (amqp_bytes_t){.len = r->len, .bytes = (void *)r->body});
+    st = wr_publish(conn, (amqp_channel_t)channel, amqp_cstring_bytes(exchange),
+                    amqp_cstring_bytes(key), 1 /* mandatory */, &props,
+                    (amqp_bytes_t){.len = r->len, .bytes = (void *)r->body});
     if (st != AMQP_STATUS_OK) {
         wr_error("route %s: publishing a reply to %s%s%s failed: %s", route->name, exchange,
                  exchange[0] ? "/" : "", key, amqp_error_string2(st));

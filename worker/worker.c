@@ -91,6 +91,7 @@
 #include "worker/envelope.h"
 #include "worker/outbox.h"
 #include "worker/plugin_loader.h"
+#include "worker/publish.h"
 #include "worker/recycle.h"
 #include "worker/reply.h"
 #include "worker/runner.h"
@@ -1244,6 +1245,7 @@ static void worker_close(worker *w)
     wr_topology_free_queue_names(w->cfg, w->queues);
     free(w->queue_counts);
     free(w->later);
+    wr_publish_free();
     wr_runner_stop(w->runner);
     wr_plugins_unload(w->plugins);
     wr_commands_free(&w->commands);
@@ -1355,7 +1357,11 @@ static void run(worker *w)
             w->cancelled = 0;
             wr_slot_set_connected(w->slot, 1);
             wr_runner_attach(w->runner, amqp_get_sockfd(w->conn), amqp_get_heartbeat(w->conn));
+            /* Replies go straight to the socket where the keeper's
+             * heartbeats may too: not on TLS. */
+            wr_publish_direct(runner_mode(cfg) == WR_RUNNER_INLINE ? w->conn : NULL);
             int why = serve(w);
+            wr_publish_direct(NULL);
             wr_slot_set_connected(w->slot, 0);
             abandon_work(w);
             wr_runner_attach(w->runner, -1, 0);

@@ -251,3 +251,49 @@ Test(routes, broadcast_without_reply_to_is_not_run, .timeout = 60)
     wr_client_close(c);
     cr_assert_eq(wr_test_warren_stop(&w), 0);
 }
+
+/*
+ * Replies are written in one send when their body fits one frame
+ * (worker/publish.c) and by rabbitmq-c otherwise: either side of the
+ * frame size (131072: 131064 octets of body in a frame), empty, and over
+ * two frames, each arrives whole, with its correlation id and
+ * persistence, and the connection stays up.
+ */
+Test(routes, replies_of_every_size_arrive_whole, .timeout = 120)
+{
+    static const size_t sizes[] = {0, 1, 131063, 131064, 131065, 300000};
+    wr_test_warren w = {0};
+    char extra[512], q[128], key[160], corr[32], err[512];
+    char *body = malloc(300000);
+    wr_client *c;
+
+    cr_assert(body);
+    memset(body, 'x', 300000); /* not JSON: the text comes back as it is */
+    wr_test_queue_name(q, sizeof q, "sizes");
+    snprintf(extra, sizeof extra,
+             "[route text]\nqueue = %s.text\nformat = raw\nmethod = test.first\n", q);
+    wr_test_warren_start(&w, 1, extra, 1);
+    c = wr_test_client(WR_CLIENT_REPLY_QUEUE);
+    snprintf(key, sizeof key, "%s.text", q);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        wr_client_reply r;
+        int got, persistent = (int)(i % 2);
+
+        snprintf(corr, sizeof corr, "size-%zu", sizes[i]);
+        cr_assert_eq(
+            wr_client_publish(c, "", key, body, sizes[i], corr, persistent, err, sizeof err), 0,
+            "%s", err);
+        got = wr_client_recv(c, 10000, &r, err, sizeof err);
+        cr_assert_eq(got, 1, "no reply to %s: %s", corr, got < 0 ? err : "timeout");
+        cr_expect_str_eq(r.correlation_id ? r.correlation_id : "(none)", corr);
+        cr_expect_eq(r.len, sizes[i], "%s: a reply of %zu octets", corr, r.len);
+        cr_expect(r.len != sizes[i] || memcmp(r.body, body, r.len) == 0, "%s: body differs", corr);
+        cr_expect_eq(r.persistent, persistent, "%s: persistence", corr);
+        wr_client_reply_free(&r);
+    }
+    wr_client_close(c);
+    free(body);
+    cr_expect_eq(wr_test_log_count(&w, "disconnected"), 0, "the connection stayed up");
+    cr_expect_eq(wr_test_log_count(&w, "failed"), 0, "nothing failed");
+    cr_assert_eq(wr_test_warren_stop(&w), 0);
+}
