@@ -150,12 +150,14 @@ int wr_publish(amqp_connection_state_t conn, amqp_channel_t channel, amqp_bytes_
             if (cap >= 3 * frame_max)
                 break;
             size_t want = cap ? 2 * cap : 4096 + body.len;
-            unsigned char *grown = realloc(buf, want < 3 * frame_max ? want : 3 * frame_max);
+            unsigned char *grown;
 
-            if (!grown)
+            if (want > 3 * frame_max)
+                want = 3 * frame_max;
+            if (!(grown = realloc(buf, want)))
                 return AMQP_STATUS_NO_MEMORY;
             buf = grown;
-            cap = want < 3 * frame_max ? want : 3 * frame_max;
+            cap = want;
         }
     }
     return amqp_basic_publish(conn, channel, exchange, routing_key, mandatory, 0, props, body);
