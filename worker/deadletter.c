@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "worker/publish.h"
 #include "worker/topology.h"
 
 /* Headers we add (at most), and the prefix of every one of ours. */
@@ -77,9 +78,8 @@ int wr_deadletter_publish(amqp_connection_state_t conn, amqp_channel_t channel,
 
     /* Mandatory: should "<queue>.dead" be gone (deleted since we declared
      * it), the broker returns the copy instead of dropping it silently. */
-    st = amqp_basic_publish(conn, channel, amqp_cstring_bytes(WR_DEAD_LETTER_EXCHANGE),
-                            amqp_cstring_bytes(route->queue), 1 /* mandatory */, 0, &props,
-                            env->message.body);
+    st = wr_publish(conn, channel, amqp_cstring_bytes(WR_DEAD_LETTER_EXCHANGE),
+                    amqp_cstring_bytes(route->queue), 1 /* mandatory */, &props, env->message.body);
     free(h);
     if (st != AMQP_STATUS_OK) {
         wr_error("route %s: dead-lettering a refused request to %s failed: %s; leaving it unacked",

@@ -18,17 +18,40 @@
 #define WR_WORKER_PUBLISH_H
 
 #include <amqp.h>
+#include <stdint.h>
 
 /* CONN, a plain TCP connection, may be written to directly; NULL (or any
- * other connection): none may.  The worker says so after every connect. */
+ * other connection): none may.  The worker says so after every connect; whatever was
+ * queued for the previous connection is dropped. */
 void wr_publish_direct(amqp_connection_state_t conn);
 
-/* amqp_basic_publish(CONN, CHANNEL, EXCHANGE, KEY, MANDATORY, 0, PROPS,
- * BODY), in one send when CONN may be written to directly.  An
- * amqp_status_enum: AMQP_STATUS_OK, or why it failed. */
+/*
+ * amqp_basic_publish(CONN, CHANNEL, EXCHANGE, KEY, MANDATORY, 0, PROPS,
+ * BODY).  When CONN may be written to directly, the frames are only
+ * queued here: they go with the next wr_publish_ack or wr_publish_flush,
+ * in one send (a reply and the ack it allows leave together).  The worker
+ * flushes before it waits, before it runs a handler and before a round
+ * trip to the broker, so a reply never waits behind anything.  Every
+ * other send goes through here too, after what is queued: the broker
+ * numbers publishes for its confirms in the order they arrive, and an
+ * ack must never overtake the reply of its request.  An amqp_status_enum:
+ * AMQP_STATUS_OK, or why it failed.
+ */
 int wr_publish(amqp_connection_state_t conn, amqp_channel_t channel, amqp_bytes_t exchange,
                amqp_bytes_t routing_key, int mandatory, const amqp_basic_properties_t *props,
                amqp_bytes_t body);
+
+/* Send what is queued.  AMQP status. */
+int wr_publish_flush(amqp_connection_state_t conn);
+
+/* basic.ack of TAG (MULTIPLE: and of every one below), after and with
+ * what is queued.  AMQP status. */
+int wr_publish_ack(amqp_connection_state_t conn, amqp_channel_t channel, uint64_t tag,
+                   int multiple);
+
+/* basic.reject of TAG, after what is queued.  AMQP status. */
+int wr_publish_reject(amqp_connection_state_t conn, amqp_channel_t channel, uint64_t tag,
+                      int requeue);
 
 /* The buffer wr_publish keeps between calls goes. */
 void wr_publish_free(void);

@@ -151,6 +151,12 @@ int wr_reply_send(amqp_connection_state_t conn, int channel, const amqp_basic_pr
             wr_error("route %s: reply_to: %s", route->name, wr_address_strerror(st));
             return -1;
         }
+        /* A round trip: what is written goes first (worker/publish.h). */
+        if (exchange[0] && wr_publish_flush(conn) != AMQP_STATUS_OK) {
+            wr_error("route %s: sending replies failed: the connection is gone", route->name);
+            ret = -1;
+            goto out;
+        }
         if (exchange[0] && (ret = exchange_exists(conn, route, exchange)) <= 0) {
             if (ret < 0)
                 wr_error("route %s: checking reply exchange %s failed: the connection is gone",

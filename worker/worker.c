@@ -320,7 +320,7 @@ static int start_job(worker *w, request *rq)
         /* Back to the queue, for this worker once memory returns or for
          * another one. */
         wr_error("route %s: out of memory reading a delivery; requeueing it", w->route->name);
-        int st = amqp_basic_reject(w->conn, CHANNEL, env->delivery_tag, 1);
+        int st = wr_publish_reject(w->conn, CHANNEL, env->delivery_tag, 1);
         free_request(rq);
         return st == AMQP_STATUS_OK ? 0 : -1;
     }
@@ -376,16 +376,21 @@ static uint64_t lowest_open_tag(const worker *w)
     return low;
 }
 
-/* Send the due multiple ack, if any.  Called before the worker waits
- * (serve's wait) and before it starts a job, so an ack never waits behind a
+/* Send the replies written so far (worker/publish.h) and the due
+ * multiple ack, if any, in one send.  Called before the worker waits
+ * (serve's wait) and before it starts a job, so neither waits behind a
  * handler.  0, or -1 when the connection failed. */
 static int flush_acks(worker *w)
 {
     int st;
 
-    if (!w->ack_upto)
-        return 0;
-    st = amqp_basic_ack(w->conn, CHANNEL, w->ack_upto, 1);
+    if (!w->ack_upto) {
+        st = wr_publish_flush(w->conn);
+        if (st != AMQP_STATUS_OK)
+            wr_error("sending replies failed: %s", amqp_error_string2(st));
+        return st == AMQP_STATUS_OK ? 0 : -1;
+    }
+    st = wr_publish_ack(w->conn, CHANNEL, w->ack_upto, 1);
     w->ack_upto = 0;
     if (st != AMQP_STATUS_OK) {
         wr_error("ack failed: %s", amqp_error_string2(st));
@@ -484,7 +489,7 @@ static int settle_later(worker *w, uint64_t low, uint64_t *upto)
         if (tag < low)
             *upto = tag > *upto ? tag : *upto;
         else if (w->resend)
-            st = st == AMQP_STATUS_OK ? amqp_basic_ack(w->conn, CHANNEL, tag, 0) : st;
+            st = st == AMQP_STATUS_OK ? wr_publish_ack(w->conn, CHANNEL, tag, 0) : st;
         else
             w->later[keep++] = tag;
     }
@@ -535,8 +540,8 @@ static int settle(worker *w)
         } else if (!rq->reject && ack_later(w, tag) == 0) {
             /* acked with the older ones, once they settle (settle_later) */
         } else {
-            st = rq->reject ? amqp_basic_reject(w->conn, CHANNEL, tag, 0)
-                            : amqp_basic_ack(w->conn, CHANNEL, tag, 0);
+            st = rq->reject ? wr_publish_reject(w->conn, CHANNEL, tag, 0)
+                            : wr_publish_ack(w->conn, CHANNEL, tag, 0);
             if (st != AMQP_STATUS_OK)
                 wr_error("route %s: %s failed: %s", rq->route->name, rq->reject ? "reject" : "ack",
                          amqp_error_string2(st));
@@ -967,8 +972,12 @@ static int backlog_due(const worker *w)
 static int count_backlog(worker *w)
 {
     char err[512] = "";
-    long n = wr_backlog_count(w->conn, WR_BACKLOG_CHANNEL, &w->backlog_open, w->queues,
-                              w->cfg->nroutes, w->queue_counts, err, sizeof err);
+    long n;
+
+    if (flush_acks(w) < 0) /* not behind the count's round trips */
+        return -1;
+    n = wr_backlog_count(w->conn, WR_BACKLOG_CHANNEL, &w->backlog_open, w->queues, w->cfg->nroutes,
+                         w->queue_counts, err, sizeof err);
     long long now = wr_monotonic_ms();
     const char *names[WR_METRICS_ROUTES];
     size_t nnames = w->cfg->nroutes < WR_METRICS_ROUTES ? w->cfg->nroutes : WR_METRICS_ROUTES;
@@ -1047,7 +1056,8 @@ static int serve_on(worker *w, waitset *ws)
          * may be running on its thread, and this thread owns the
          * connection. */
         if (wr_signals_stopping() && !w->cancelled) {
-            if (wr_topology_cancel(w->conn, CHANNEL, w->cfg, w->consumer_tags) < 0)
+            if (flush_acks(w) < 0 ||
+                wr_topology_cancel(w->conn, CHANNEL, w->cfg, w->consumer_tags) < 0)
                 return SERVE_RECONNECT;
             w->cancelled = 1;
             wr_info("stop requested: consumers cancelled; answering the deliveries already "
