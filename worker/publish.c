@@ -1,4 +1,4 @@
-/* A reply's publish in one send(); see publish.h. */
+/* Replies and acks in few sends; see publish.h. */
 #include "worker/publish.h"
 
 #include <amqp_framing.h>

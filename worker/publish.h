@@ -1,13 +1,15 @@
 /*
- * A reply's publish in one send().  rabbitmq-c's amqp_basic_publish
- * sends the method, the content header and the body frame in a syscall
- * each (two with MSG_MORE): at prefetch 1 with four workers that is
- * about a tenth of a worker's CPU per echo call.  wr_publish encodes the
- * same three frames with rabbitmq-c's own encoders (amqp_encode_method,
- * amqp_encode_properties) into one buffer and writes it at once, when it
- * can: on a plain TCP connection (a TLS one must go through OpenSSL) and
- * for a body that fits one frame.  Anything else goes through
- * amqp_basic_publish, with the same result on the wire.
+ * Replies, and the acks that follow them, in as few send()s as can be.
+ * rabbitmq-c's amqp_basic_publish sends the method, the content header
+ * and the body frame in a syscall each (two with MSG_MORE), and
+ * amqp_basic_ack one more: at prefetch 1 with four workers the three
+ * publish sends were about a tenth of a worker's CPU per echo call.
+ * wr_publish encodes the same frames with rabbitmq-c's own encoders
+ * (amqp_encode_method, amqp_encode_properties) into a buffer, which goes
+ * to the socket in one send with the next ack or flush: on a plain TCP
+ * connection (a TLS one must go through OpenSSL) and for a body that
+ * fits one frame.  Anything else goes through amqp_basic_publish, with
+ * the same result on the wire.
  *
  * rabbitmq-c queues nothing to send (every one of its sends completes
  * before it returns), so writing beside it cannot cut into one of its
@@ -21,8 +23,8 @@
 #include <stdint.h>
 
 /* CONN, a plain TCP connection, may be written to directly; NULL (or any
- * other connection): none may.  The worker says so after every connect; whatever was
- * queued for the previous connection is dropped. */
+ * other connection): none may.  The worker says so after every connect;
+ * what was queued for the previous connection is dropped. */
 void wr_publish_direct(amqp_connection_state_t conn);
 
 /*
