@@ -278,6 +278,9 @@ static void json_line(struct out *o, int level, const char *time, const wr_log_f
  * TRUNCATED, cut before a UTF-8 sequence rather than inside one.  Return
  * its length. */
 static size_t format_msg(char *msg, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static size_t format_msg(char *msg, const char *fmt, va_list ap)
 {
     int r = vsnprintf(msg, MSG_MAX, fmt, ap);
     size_t at;

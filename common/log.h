@@ -37,7 +37,7 @@ void wr_log_set_format(int format);
 void wr_log_detect_journal(void);
 
 void wr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void wr_logv(int level, const char *fmt, va_list ap);
+void wr_logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* One structured field of a line.  KEY and STR are borrowed for the call.
  * A field whose KEY is NULL, and a string field whose STR is NULL, are
@@ -62,7 +62,8 @@ typedef struct wr_log_field {
 #define WR_LOG_MAX_FIELDS 16
 void wr_log_fields(int level, const wr_log_field *f, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void wr_log_fieldsv(int level, const wr_log_field *f, size_t n, const char *fmt, va_list ap);
+void wr_log_fieldsv(int level, const wr_log_field *f, size_t n, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* The array and count arguments of wr_log_fields from a list of fields:
  *   wr_log_fields(WR_LOG_WARN, WR_LOG_FIELDS(WR_LOG_STR("route", r)), "...") */

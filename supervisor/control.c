@@ -43,6 +43,8 @@ struct wr_control_conn {
 /* What goes out when even the error reply cannot be allocated. */
 static const char oom_reply[] = "{\"error\":\"out of memory in the supervisor\"}";
 
+static char *reply_v(int ok, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static char *reply_v(int ok, const char *fmt, va_list ap)
 {
     char *text = NULL, *out = NULL;
