@@ -154,10 +154,11 @@ typedef struct worker {
     wr_delivery in; /* what JOB reads of CUR's envelope */
     const wr_route *route;
 
-    wr_outbox outbox;  /* answered, awaiting the broker's confirms */
-    request *resend;   /* nacked replies waiting to go again, soonest first */
-    uint64_t ack_upto; /* settled: one basic.ack (multiple) for every tag up to
-                          this is due (flush_acks); 0: none */
+    wr_outbox outbox;    /* answered, awaiting the broker's confirms */
+    request *resend;     /* nacked replies waiting to go again, soonest first */
+    uint64_t ack_upto;   /* settled: one basic.ack (multiple) for every tag up to
+                            this is due (flush_acks); 0: none */
+    uint64_t acked_upto; /* every tag up to this is settled (the last multiple ack) */
     /* Settled while an older request still awaits its confirm (the broker
      * confirms replies to different queues out of order): their tags wait
      * for the multiple ack that follows once the older ones settle. */
@@ -390,7 +391,10 @@ static int flush_acks(worker *w)
             wr_error("sending replies failed: %s", amqp_error_string2(st));
         return st == AMQP_STATUS_OK ? 0 : -1;
     }
-    st = wr_publish_ack(w->conn, CHANNEL, w->ack_upto, 1);
+    /* multiple only when it answers more than the one tag: the broker
+     * spends more on a multiple ack (about 3 % of a call at 1x1). */
+    st = wr_publish_ack(w->conn, CHANNEL, w->ack_upto, w->ack_upto > w->acked_upto + 1);
+    w->acked_upto = w->ack_upto;
     w->ack_upto = 0;
     if (st != AMQP_STATUS_OK) {
         wr_error("ack failed: %s", amqp_error_string2(st));
@@ -1313,7 +1317,7 @@ static int confirm_mode(worker *w)
         }
     }
     wr_outbox_reset(&w->outbox);
-    w->ack_upto = 0; /* tags die with their channel */
+    w->ack_upto = w->acked_upto = 0; /* tags die with their channel */
     w->nlater = 0;
     return 0;
 }
