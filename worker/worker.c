@@ -158,7 +158,7 @@ typedef struct worker {
     request *resend;     /* nacked replies waiting to go again, soonest first */
     uint64_t ack_upto;   /* settled: one basic.ack (multiple) for every tag up to
                             this is due (flush_acks); 0: none */
-    uint64_t acked_upto; /* every tag up to this is settled (the last multiple ack) */
+    uint64_t acked_upto; /* every tag up to this is settled (flush_acks's last ack) */
     /* Settled while an older request still awaits its confirm (the broker
      * confirms replies to different queues out of order): their tags wait
      * for the multiple ack that follows once the older ones settle. */
@@ -378,7 +378,7 @@ static uint64_t lowest_open_tag(const worker *w)
 }
 
 /* Send the replies written so far (worker/publish.h) and the due
- * multiple ack, if any, in one send.  Called before the worker waits
+ * ack, if any, in one send.  Called before the worker waits
  * (serve's wait) and before it starts a job, so neither waits behind a
  * handler.  0, or -1 when the connection failed. */
 static int flush_acks(worker *w)
