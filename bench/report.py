@@ -640,8 +640,10 @@ def report(runs_path, meta_path, failures_path, out, plotdir):
         ["command", "`%s`" % meta.get("command", "bench/run.sh")],
         ["date", meta.get("date", "?")],
         ["commit", "`%s`" % meta.get("commit", "?")],
-        ["runs", "%s rounds, %s s counted after a %s s warmup (mixed workload: %s s), each run on a fresh "
-                 "%s queue; %s runs in %s s" % (meta.get("rounds"), meta.get("seconds"), meta.get("warmup"),
+        ["runs", "%s rounds%s, %s s counted after a %s s warmup (mixed workload: %s s), each run on a fresh "
+                 "%s queue; %s runs in %s s" % (meta.get("rounds"),
+                                               " (echo 1x1: %s)" % meta["rounds_1x1"] if "rounds_1x1" in meta else "",
+                                               meta.get("seconds"), meta.get("warmup"),
                                                meta.get("mix_seconds"), meta.get("queue_type", "quorum"),
                                                len(runs), meta.get("elapsed_s"))],
         ["CPU", "%s, %s cores (shared by the broker, the load generator and the servers)"

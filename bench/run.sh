@@ -4,7 +4,7 @@
 # (warren-bare), side by side, in turns, on one private broker; writes
 # BENCHMARKS.md and the plots in bench/plots/.
 #
-#   bench/run.sh                 the full benchmark (about 50 minutes on 2 cores)
+#   bench/run.sh                 the full benchmark (about 60 minutes on 2 cores)
 #   BENCH_QUICK=1 bench/run.sh   the smoke: a few cells, 1 round, 1 s each (about a minute);
 #                                writes its report to a temp file, not BENCHMARKS.md
 #
@@ -12,7 +12,8 @@
 #   BENCH_SECONDS   seconds per measured run (default 3; 1 with BENCH_QUICK), after a
 #                   BENCH_WARMUP (default 0.5) not counted
 #   BENCH_MIX_SECONDS  seconds per run of the mixed workload (default 10; 2 with BENCH_QUICK)
-#   BENCH_ROUNDS    rounds per cell (default 5; 1 with BENCH_QUICK); figures are medians,
+#   BENCH_ROUNDS    rounds per cell (default 5; 1 with BENCH_QUICK; twice that in the echo
+#                   cells of shape 1x1, the noisiest); figures are medians,
 #                   warren's ratios to a reference the median of the rounds' ratios
 #   BENCH_RATE_PREFETCH  prefetch of the latency-against-load runs (default 16)
 #   BENCH_QUEUE_TYPE  classic (default) or quorum: every server's queue.  Classic
@@ -393,13 +394,13 @@ run() {
 }
 
 # cell PART CELL "SERVERS" WORKERS PREFETCH [BENCH ARGS...]: the servers
-# in turns, BENCH_ROUNDS times.
+# in turns, BENCH_ROUNDS times (cell_rounds times when that is set).
 cell() {
-    local part=$1 name=$2 servers=$3 n=$4 prefetch=$5 r i
+    local part=$1 name=$2 servers=$3 n=$4 prefetch=$5 r i nr=${cell_rounds:-$rounds}
     local -a order
     shift 5
     read -ra order <<<"$servers"
-    for ((r = 1; r <= rounds; r++)); do
+    for ((r = 1; r <= nr; r++)); do
         # Each round starts with the next server (A B C, B C A, C A B, ...),
         # so that none always runs first, or always after the same one.
         for ((i = 0; i < ${#order[@]}; i++)); do
@@ -442,6 +443,11 @@ echo_servers="warren warren-noconfirm bare-confirm bare"
 # Echo, 16 bytes: every shape, process count and prefetch.
 if wants echo; then
     for shape in $shapes; do
+        # One call in flight is the noisiest shape (a round trip, on a
+        # machine shared with the broker): its rounds spread by +-10 %,
+        # so twice the rounds, for a median good to the targets' 5 %.
+        cell_rounds=$rounds
+        [ "$shape" = 1x1 ] && cell_rounds=$((rounds * 2))
         for n in $procs; do
             for pf in $prefetches; do
                 # shellcheck disable=SC2046
@@ -449,6 +455,7 @@ if wants echo; then
             done
         done
     done
+    unset cell_rounds
 fi
 
 # 64 KiB payloads, and persistent messages: 4x16, 4 processes.
@@ -557,6 +564,7 @@ printf '%s\n' "${failures[@]}" >"$work/failures"
     echo "mix_seconds=$mix_seconds"
     echo "warmup=$warmup"
     echo "rounds=$rounds"
+    echo "rounds_1x1=$((rounds * 2))"
     echo "queue_type=$queue_type"
     echo "quick=$quick"
     echo "clk_tck=$(getconf CLK_TCK)"
