@@ -82,6 +82,7 @@ done
 for v in rounds rate_prefetch mix_rate; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
+rounds_1x1=$((rounds * 2)) # the echo cells of shape 1x1: see "Echo" below
 for p in $only; do
     case $p in echo | big | sleep | mix | rate | startup) ;; *) die "BENCH_ONLY: unknown part '$p'" ;; esac
 done
@@ -447,7 +448,7 @@ if wants echo; then
         # machine shared with the broker): its rounds spread by +-10 %,
         # so twice the rounds, for a median good to the targets' 5 %.
         cell_rounds=$rounds
-        [ "$shape" = 1x1 ] && cell_rounds=$((rounds * 2))
+        [ "$shape" = 1x1 ] && cell_rounds=$rounds_1x1
         for n in $procs; do
             for pf in $prefetches; do
                 # shellcheck disable=SC2046
@@ -564,7 +565,7 @@ printf '%s\n' "${failures[@]}" >"$work/failures"
     echo "mix_seconds=$mix_seconds"
     echo "warmup=$warmup"
     echo "rounds=$rounds"
-    echo "rounds_1x1=$((rounds * 2))"
+    echo "rounds_1x1=$rounds_1x1"
     echo "queue_type=$queue_type"
     echo "quick=$quick"
     echo "clk_tck=$(getconf CLK_TCK)"
