@@ -26,6 +26,7 @@ seconds apart); the other ratios are ratios of medians.  Standard library
 only (Debian's /usr/bin/python3).
 """
 import json
+import math
 import os
 import shutil
 import statistics
@@ -62,6 +63,49 @@ def load_runs(path):
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
+
+
+def median_interval(xs, level=0.90):
+    """A distribution-free interval for the median of what XS sample: the
+    k-th smallest and k-th largest of XS, for the largest k whose coverage
+    (1 - 2 P(Binomial(n, 1/2) < k)) is still at least LEVEL; with 5 rounds
+    that is the lowest and the highest (94 %), with 10 the second of each
+    end (98 %).  (lo, hi, coverage), or None when even the lowest and the
+    highest do not cover LEVEL (4 values or fewer at 90 %)."""
+    xs = sorted(x for x in xs if x is not None)
+    n = len(xs)
+    if n < 2:
+        return None
+
+    def coverage(k):
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2.0 ** n
+
+    if coverage(1) < level:  # 4 rounds or fewer
+        return None
+    k = 1
+    while k + 1 <= n // 2 and coverage(k + 1) >= level:
+        k += 1
+    return xs[k - 1], xs[n - k], coverage(k)
+
+
+# Student's t, 95th percentile, for 1 to 30 degrees of freedom (index 0
+# unused; past 30, the last one, near the normal's 1.645).
+T95 = (None, 6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812,
+       1.796, 1.782, 1.771, 1.761, 1.753, 1.746, 1.740, 1.734, 1.729, 1.725,
+       1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697)
+
+
+def geomean_interval(cells):
+    """The geometric mean over CELLS (lists of one cell's rounds' ratios)
+    of each cell's geometric mean, and its 90 % interval from the spread
+    between cells (Student's t): (mean, lo, hi), or None with fewer than 2
+    cells."""
+    logs = [statistics.mean(math.log(q) for q in qs) for qs in cells if qs]
+    if len(logs) < 2:
+        return None
+    m = statistics.mean(logs)
+    half = T95[min(len(logs) - 1, len(T95) - 1)] * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(m), math.exp(m - half), math.exp(m + half)
 
 
 def bench_field(run, key):
@@ -488,6 +532,22 @@ def targets(f, ratios, sleep_got, mem, startup_ms, startup_workers):
         return sum(1 for c in cells
                    if all(bad(q) for q in f.round_ratios("echo", c, who, ref, what) or [None]))
 
+    # A cell's median is a sample: with rounds that spread by +-10 % it
+    # lands past the line now and then on noise alone.  What the rounds
+    # show beyond doubt: the cells whose whole interval for the median
+    # (median_interval) is past the line, and where the cells stand
+    # together (geomean_interval).
+    def evidence(cells, who, ref, what, side, line):
+        sure = 0
+        for c in cells:
+            iv = median_interval(f.round_ratios("echo", c, who, ref, what))
+            if iv and (iv[1] < line if side == "below" else iv[0] > line):
+                sure += 1
+        g = geomean_interval([f.round_ratios("echo", c, who, ref, what) for c in cells])
+        return ("%d whose interval for the median (90 %% or more) lies wholly %s; the %d cells "
+                "together (geometric mean) %s (90 %% interval %s–%s)"
+                % (sure, side, len(cells), rx(g and g[0]), rx(g and g[1]), rx(g and g[2])))
+
     def subject(who):
         return "warren" if who == "warren" else "warren (publisher_confirms = no)"
 
@@ -503,8 +563,9 @@ def targets(f, ratios, sleep_got, mem, startup_ms, startup_workers):
             always = every_round(low, who, ref, "calls_per_s", lambda q: q is not None and q < 0.95)
             rows.append(["%s echo throughput ≥ 0.95× %s, every shape / processes / prefetch"
                          % (subject(who), ref),
-                         "lowest %s (%s); %d of %d cells below, %d of them in every round"
-                         % (rx(worst[0]), worst[1], len(low), len(qs), always),
+                         "lowest %s (%s); %d of %d cells below, %d of them in every round, %s"
+                         % (rx(worst[0]), worst[1], len(low), len(qs), always,
+                            evidence([c for q, c in qs], who, ref, "calls_per_s", "below", 0.95)),
                          met(not low)])
     for who, ref in target_pairs:
         qs = [(q, c) for c, w, s, k, q in ratios if (w, s) == (who, ref) and k == "p99_ms"
@@ -514,8 +575,9 @@ def targets(f, ratios, sleep_got, mem, startup_ms, startup_workers):
             high = [c for q, c in qs if q > 1.10]
             always = every_round(high, who, ref, "p99_ms", lambda q: q is not None and q > 1.10)
             rows.append(["%s p99 ≤ 1.10× %s at 1x1 and 4x64" % (subject(who), ref),
-                         "highest %s (%s); %d of %d cells above, %d of them in every round"
-                         % (rx(worst[0]), worst[1], len(high), len(qs), always),
+                         "highest %s (%s); %d of %d cells above, %d of them in every round, %s"
+                         % (rx(worst[0]), worst[1], len(high), len(qs), always,
+                            evidence([c for q, c in qs], who, ref, "p99_ms", "above", 1.10)),
                          met(not high)])
     if 32 in sleep_got:
         r, ideal = sleep_got[32]

@@ -29,6 +29,9 @@
 #                   default: build and use build-bench/ (Release)
 #   BENCH_ONLY      space-separated parts to run (echo big sleep mix rate startup);
 #                   default all
+#   BENCH_CELLS     space-separated echo cells to run, SHAPE/PROCESSES/PREFETCH
+#                   (e.g. "1x16/4/16 4x16/1/1"): one cell measured again with more
+#                   rounds; default every cell
 #
 # Why in turns: on a shared 2-core machine the figures drift over minutes;
 # only figures taken within seconds of each other compare.  So each cell
@@ -68,6 +71,7 @@ queue_type=${BENCH_QUEUE_TYPE:-classic}
 case $queue_type in classic | quorum) ;; *) echo "bench/run.sh: BENCH_QUEUE_TYPE must be classic or quorum" >&2; exit 64 ;; esac
 pika=${BENCH_PIKA:-0}
 only=${BENCH_ONLY:-echo big sleep mix rate startup}
+echo_cells=${BENCH_CELLS:-}
 readonly READY_TIMEOUT=30 # seconds for a server to start consuming
 readonly STOP_TIMEOUT=30  # seconds for a server to exit after SIGTERM
 readonly PY=/usr/bin/python3 # Debian's: stdlib for the report, python3-pika for BENCH_PIKA
@@ -87,6 +91,12 @@ for p in $only; do
     case $p in echo | big | sleep | mix | rate | startup) ;; *) die "BENCH_ONLY: unknown part '$p'" ;; esac
 done
 wants() { [[ " $only " == *" $1 "* ]]; }
+for c in $echo_cells; do
+    [[ $c =~ ^(1x1|1x16|4x16|4x64)/[124]/(1|16)$ ]] ||
+        die "BENCH_CELLS: '$c' is not an echo cell (SHAPE/PROCESSES/PREFETCH: 1x1 1x16 4x16 4x64 / 1 2 4 / 1 16)"
+done
+# wants_cell CELL: whether BENCH_CELLS (if set) names CELL.
+wants_cell() { [ -z "$echo_cells" ] || [[ " $echo_cells " == *" $1 "* ]]; }
 
 # --- Dependencies and build ---------------------------------------------------
 
@@ -451,6 +461,7 @@ if wants echo; then
         [ "$shape" = 1x1 ] && cell_rounds=$rounds_1x1
         for n in $procs; do
             for pf in $prefetches; do
+                wants_cell "$shape/$n/$pf" || continue
                 # shellcheck disable=SC2046
                 cell echo "$shape/$n/$pf" "$echo_servers" "$n" "$pf" $(shape_args "$shape") --payload 16
             done
@@ -566,6 +577,7 @@ printf '%s\n' "${failures[@]}" >"$work/failures"
     echo "warmup=$warmup"
     echo "rounds=$rounds"
     echo "rounds_1x1=$rounds_1x1"
+    echo "cells=${echo_cells:-all}"
     echo "queue_type=$queue_type"
     echo "quick=$quick"
     echo "clk_tck=$(getconf CLK_TCK)"
