@@ -76,4 +76,11 @@ void wr_bench_load_free(struct wr_bench_load *l);
 int wr_bench_wait_consumers(const char *uri, const char *queue, long n, double timeout_s,
                             int64_t start_ns, int64_t since_ns, int json);
 
+/*
+ * --delete-queues: queue.delete each of the N NAMES (one that is gone
+ * already counts as deleted).  0 done, 69 broker unreachable or a delete
+ * refused.
+ */
+int wr_bench_delete_queues(const char *uri, const char *const *names, int n);
+
 #endif

@@ -268,6 +268,13 @@ def throughput_tables(f, part, title, lead):
     return text + "\n", ratios
 
 
+def ticks_per_run(meta):
+    try:
+        return "%.0f" % (float(meta["seconds"]) * float(meta.get("clk_tck", 100)))
+    except (KeyError, ValueError):
+        return "?"
+
+
 def cpu_table(f, parts):
     rows = []
     for part in parts:
@@ -289,7 +296,8 @@ def cpu_table(f, parts):
             "process's own, children excluded) per counted call, over the counted part of each "
             "run, summed over the server's worker processes; the supervisor (warren's parent) "
             "apart; the broker (its Erlang VM) for the warren / bare-confirm / bare runs. "
-            "Medians of the rounds.  With CPU ticks of 10 ms, a 3 s run resolves about 1 %.\n\n")
+            "Medians of the rounds.  CPU ticks are 10 ms: in a %s s run a process busy all the "
+            "time counts %s of them.\n\n" % (f.meta.get("seconds", "?"), ticks_per_run(f.meta)))
     return text + table(["shape", "processes", "prefetch", "warren workers", "supervisor",
                          "supervisor / workers", "bare-confirm", "bare", "warren / bare-confirm",
                          "warren / bare", "broker (w / bc / b)"], rows) + "\n"
@@ -694,8 +702,8 @@ def report(runs_path, meta_path, failures_path, out, plotdir):
                "\"Benchmark\"). Compare ratios from one run, not absolute figures across runs or machines.\n\n")
     if meta.get("quick") == "1":
         doc.append("**A smoke run (BENCH_QUICK=1): a few cells, 1 s each; the figures mean little.**\n\n")
-    elif int(meta.get("rounds", 3)) < 3 or float(meta.get("seconds", 3)) < 3:
-        doc.append("**A reduced run (%s round(s) of %s s, not the default 3 of 3 s): the figures are "
+    elif int(meta.get("rounds", 8)) < 5 or float(meta.get("seconds", 1.5)) < 1:
+        doc.append("**A reduced run (%s round(s) of %s s; bench/run.sh's default is 8 of 1.5 s): the figures are "
                    "rough; run `bench/run.sh` for the real ones.**\n\n" % (meta.get("rounds"), meta.get("seconds")))
     doc.append("## How it was run\n\n")
     doc.append(table(["", ""], [

@@ -9,12 +9,14 @@
 #                                writes its report to a temp file, not BENCHMARKS.md
 #
 # Environment:
-#   BENCH_SECONDS   seconds per measured run (default 3; 1 with BENCH_QUICK), after a
+#   BENCH_SECONDS   seconds per measured run (default 1.5; 1 with BENCH_QUICK), after a
 #                   BENCH_WARMUP (default 0.5) not counted
 #   BENCH_MIX_SECONDS  seconds per run of the mixed workload (default 10; 2 with BENCH_QUICK)
-#   BENCH_ROUNDS    rounds per cell (default 5; 1 with BENCH_QUICK; twice that in the echo
+#   BENCH_ROUNDS    rounds per cell (default 8; 1 with BENCH_QUICK; twice that in the echo
 #                   cells of shape 1x1, the noisiest); figures are medians,
 #                   warren's ratios to a reference the median of the rounds' ratios
+#   BENCH_MIX_ROUNDS  rounds of each mixed-workload cell (default 5; 1 with BENCH_QUICK):
+#                   its runs are long, and what it shows is a trade-off, not a ratio
 #   BENCH_RATE_PREFETCH  prefetch of the latency-against-load runs (default 16)
 #   BENCH_QUEUE_TYPE  classic (default) or quorum: every server's queue.  Classic
 #                   by default because the broker then does the least per call, so
@@ -59,10 +61,16 @@ if [ "$quick" = 1 ]; then
     seconds=${BENCH_SECONDS:-1}
     mix_seconds=${BENCH_MIX_SECONDS:-2}
     rounds=${BENCH_ROUNDS:-1}
+    mix_rounds=${BENCH_MIX_ROUNDS:-1}
 else
-    seconds=${BENCH_SECONDS:-3}
+    # Short runs, many rounds: a run's calls/s is off by about as much at
+    # 12 s as at 1.5 s (6-10 %: the state the broker and the processes
+    # settle into for the run, not the second-to-second noise), so the
+    # rounds, not the seconds, make a median good (BENCHMARKS.md, "Profile").
+    seconds=${BENCH_SECONDS:-1.5}
     mix_seconds=${BENCH_MIX_SECONDS:-10}
-    rounds=${BENCH_ROUNDS:-5}
+    rounds=${BENCH_ROUNDS:-8}
+    mix_rounds=${BENCH_MIX_ROUNDS:-5}
 fi
 warmup=${BENCH_WARMUP:-0.5}
 rate_prefetch=${BENCH_RATE_PREFETCH:-16}
@@ -83,7 +91,7 @@ die() {
 for v in seconds mix_seconds warmup; do
     [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number of seconds, got '${!v}'"
 done
-for v in rounds rate_prefetch mix_rate; do
+for v in rounds mix_rounds rate_prefetch mix_rate; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 rounds_1x1=$((rounds * 2)) # the echo cells of shape 1x1: see "Echo" below
@@ -324,14 +332,12 @@ stop_server() {
 }
 
 # delete_queue QUEUE...: the run's queues go, so that hundreds of idle
-# quorum queues do not weigh on the later runs.
+# quorum queues do not weigh on the later runs.  Over AMQP (warren-bench
+# --delete-queues, milliseconds), not rabbitmqctl (an Erlang VM started
+# for each, 0.7 s of most of a core).
 delete_queue() {
-    local q
-    [ "$quick" = 1 ] && return 0 # a few queues, and the smoke's time is short
-    for q in "$@"; do
-        tests/broker.sh ctl "$work/broker" delete_queue "$q" >/dev/null 2>&1 &
-    done
-    wait # only these run in the background now
+    "$bench" -u "$uri" --delete-queues "$@" >/dev/null ||
+        echo "bench/run.sh: could not delete $*" >&2
 }
 
 nrun=0
@@ -494,6 +500,7 @@ fi
 # 50 calls/s: half a worker asleep on average, all four rarely, so an echo
 # call seldom waits unless the prefetch parked it behind a slow one).
 if wants mix; then
+    cell_rounds=$mix_rounds
     for pf in $mix_prefetches; do
         cell mix "closed/4x64/4/$pf" warren 4 "$pf" --connections 4 -c 64 --payload 16 --mix '10:test.sleep:[1]'
         [ "$quick" = 1 ] && continue
@@ -503,6 +510,7 @@ if wants mix; then
         cell mix "open-$mix_rate/1x256/4/$pf" warren 4 "$pf" --connections 1 -c 256 --payload 16 \
             --mix '10:test.sleep:[1]' --rate "$mix_rate"
     done
+    unset cell_rounds
 fi
 
 # Latency against offered load: 4x64, 4 processes, at shares of the lower
@@ -577,6 +585,7 @@ printf '%s\n' "${failures[@]}" >"$work/failures"
     echo "warmup=$warmup"
     echo "rounds=$rounds"
     echo "rounds_1x1=$rounds_1x1"
+    echo "mix_rounds=$mix_rounds"
     echo "cells=${echo_cells:-all}"
     echo "queue_type=$queue_type"
     echo "quick=$quick"

@@ -68,7 +68,8 @@ static const char usage_line[] =
     "                    [-u URI] [-q QUEUE] [-n CALLS] [-c WINDOW] [-m METHOD]\n"
     "                    [-p PARAMS_JSON | --payload BYTES] [-t SECONDS] [--label TEXT]\n"
     "       warren-bench --wait-consumers N [-u URI] -q QUEUE [-t SECONDS] [--since-ns T]\n"
-    "                    [--json]\n";
+    "                    [--json]\n"
+    "       warren-bench --delete-queues [-u URI] QUEUE...\n";
 
 static void usage(FILE *f)
 {
@@ -122,6 +123,9 @@ static void usage(FILE *f)
           "      --since-ns T       also the ms since T, CLOCK_REALTIME nanoseconds\n"
           "                         (date +%s%N)\n"
           "\n"
+          "Between the benchmark's runs (bench/wait_consumers.c):\n"
+          "      --delete-queues QUEUE...  delete each QUEUE (gone already: fine)\n"
+          "\n"
           "Exit status: 0 all calls answered correctly; 1 wrong, duplicated or error\n"
           "replies; 2 timeout (calls lost; --wait-consumers: too few consumers);\n"
           "3 (--reliable) a sent call was never answered; 64 bad usage; 69 broker\n"
@@ -161,6 +165,10 @@ struct options {
     /* --wait-consumers (bench/wait_consumers.c) */
     long wait_consumers;
     int64_t since_ns;
+    /* --delete-queues: the names after the options */
+    int delete_queues;
+    char **names;
+    int nnames;
 };
 
 /* TEXT as a number >= 0 (fractions allowed) at most MAX, else a usage
@@ -221,6 +229,7 @@ static void parse_args(int argc, char **argv, struct options *o)
                                              {"rate", required_argument, NULL, 'r'},
                                              {"wait-consumers", required_argument, NULL, 'w'},
                                              {"since-ns", required_argument, NULL, 'N'},
+                                             {"delete-queues", no_argument, NULL, 'Z'},
                                              {NULL, 0, NULL, 0}};
     int ch;
     char *end;
@@ -333,6 +342,9 @@ static void parse_args(int argc, char **argv, struct options *o)
                 wr_cli_usage_error("--since-ns: expected CLOCK_REALTIME nanoseconds, got \"%s\"",
                                    optarg);
             break;
+        case 'Z':
+            o->delete_queues = 1;
+            break;
         case 'h':
             usage(stdout);
             exit(WR_EXIT_OK);
@@ -340,8 +352,14 @@ static void parse_args(int argc, char **argv, struct options *o)
             wr_cli_bad_option(ch, argv);
         }
     }
-    if (optind < argc)
+    if (optind < argc && !o->delete_queues)
         wr_cli_usage_error("unexpected argument \"%s\"", argv[optind]);
+    o->names = argv + optind;
+    o->nnames = argc - optind;
+    if (o->delete_queues && (o->wait_consumers > 0 || o->reliable))
+        wr_cli_usage_error("--delete-queues is a mode of its own");
+    if (o->delete_queues && o->nnames == 0)
+        wr_cli_usage_error("--delete-queues: name the queues to delete");
     if (o->method[0] == '\0')
         wr_cli_usage_error("-m: METHOD is empty");
     if (o->label == NULL)
@@ -693,6 +711,8 @@ int main(int argc, char **argv)
     int rc;
 
     parse_args(argc, argv, &o);
+    if (o.delete_queues)
+        return wr_bench_delete_queues(o.uri, (const char *const *)o.names, o.nnames);
     if (o.wait_consumers > 0)
         return wr_bench_wait_consumers(o.uri, o.queue, o.wait_consumers, o.timeout_s, start_ns,
                                        o.since_ns, o.json);

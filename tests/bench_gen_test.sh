@@ -6,7 +6,7 @@
 # plugins; jsonrpc, raw and amqpbus routes), each driven by
 # `warren-bench --connections 2 -c 8 --duration 1 --json`: calls > 0 and no
 # wrong, duplicated, lost or error reply; --payload 65536 and --persistent
-# once; --mix; --wait-consumers with --since-ns.  And the checks can fail:
+# once; --mix; --wait-consumers with --since-ns; --delete-queues.  And the checks can fail:
 # a call outliving -t is lost (exit 2), a server killed mid-run loses
 # calls, replies of another format are wrong or errors (exit 1).
 # Logs and outputs stay in BUILD_DIR/test-tmp/bench_gen.
@@ -185,4 +185,20 @@ rc=0
     rc=$?
 [ "$rc" = 2 ] || fail "--wait-consumers on a missing queue exited $rc, expected 2"
 echo "ok: --wait-consumers times out with 2"
+
+# --delete-queues (bench/run.sh's cleanup between runs): warren's raw
+# queue, there with no consumers, is gone after it; so is a queue that
+# never was, without an error.
+"$bin/warren-bench" -u "$uri" -q "$q.raw" --wait-consumers 1 -t 0.3 >"$tmp/before-delete.out" 2>&1 || true
+grep -q "0 consumer(s)" "$tmp/before-delete.out" ||
+    fail "$q.raw is not there before --delete-queues: $(cat "$tmp/before-delete.out")"
+"$bin/warren-bench" -u "$uri" --delete-queues "$q.raw" "$q.never-made" >"$tmp/delete.out" 2>&1 ||
+    fail "--delete-queues: $(cat "$tmp/delete.out")"
+"$bin/warren-bench" -u "$uri" -q "$q.raw" --wait-consumers 1 -t 0.3 >"$tmp/after-delete.out" 2>&1 || true
+grep -q "no such queue" "$tmp/after-delete.out" ||
+    fail "$q.raw is still there after --delete-queues: $(cat "$tmp/after-delete.out")"
+rc=0
+"$bin/warren-bench" --delete-queues >/dev/null 2>&1 || rc=$?
+[ "$rc" = 64 ] || fail "--delete-queues with no queue exited $rc, expected 64"
+echo "ok: --delete-queues deletes, and wants a name"
 check_sanitizers
