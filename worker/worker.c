@@ -63,6 +63,7 @@
 #include <amqp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1407,6 +1408,14 @@ int wr_worker_main(int index, const wr_config *cfg, const char *plugin_dir, long
     int code;
 
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
+    /* A call's memory comes back to the heap at its end; glibc gave it
+     * back to the kernel too (its trim and mmap thresholds, 128 KiB and up),
+     * so the next 64 KiB call faulted the same pages in again: 10 minor
+     * faults per call against the bare loop's 0.15 (BENCHMARKS.md,
+     * "Profile").  Kept up to 8 MiB; a message over 4 MiB still gets its
+     * own mapping. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
     code = worker_open(&w, plugin_dir, started_ms);
     if (code == WR_EXIT_OK) {
         run(&w);
