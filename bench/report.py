@@ -304,17 +304,20 @@ def cpu_table(f, parts):
 
 
 def memory_section(f):
-    groups = [("echo 16 B", ["echo"]), ("64 KiB, persistent", ["big"]),
-              ("10 ms handler", ["sleep"]), ("mixed", ["mix"])]
+    # The big cells one by one: a worker holds what its prefetch window
+    # brought in, so 64 KiB at prefetch 16 is not 64 KiB at prefetch 1.
+    groups = [("echo 16 B", "echo", None)]
+    groups += [(c.replace("/", " ", 1), "big", c) for c in f.cell_names("big")]
+    groups += [("10 ms handler", "sleep", None), ("mixed", "mix", None)]
     rows = []
     summary = {}
-    for name, parts in groups:
+    for name, part, cell in groups:
         vals = {}
         for s in SERVERS:
-            per = [f.value(r, "hwm_proc_kib") for r in f.runs
-                   if r.get("part") in parts and r.get("server") == s and r.get("started")]
-            main = [f.value(r, "hwm_main_kib") for r in f.runs
-                    if r.get("part") in parts and r.get("server") == s and r.get("started")]
+            runs = [r for r in f.runs if r.get("part") == part and r.get("server") == s
+                    and r.get("started") and cell in (None, r.get("cell"))]
+            per = [f.value(r, "hwm_proc_kib") for r in runs]
+            main = [f.value(r, "hwm_main_kib") for r in runs]
             vals[s] = (median(per), max([m for m in main if m] or [0]) or None)
         if vals["warren"][0] is None:
             continue
