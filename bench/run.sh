@@ -64,7 +64,7 @@ if [ "$quick" = 1 ]; then
     mix_rounds=${BENCH_MIX_ROUNDS:-1}
 else
     # Short runs, many rounds: a run's calls/s is off by about as much at
-    # 12 s as at 1.5 s (6-10 %: the state the broker and the processes
+    # 12 s as at 1.5 s (5-14 %: the state the broker and the processes
     # settle into for the run, not the second-to-second noise), so the
     # rounds, not the seconds, make a median good (BENCHMARKS.md, "Profile").
     seconds=${BENCH_SECONDS:-1.5}
