@@ -70,12 +70,11 @@ def median_interval(xs, level=0.90):
     k-th smallest and k-th largest of XS, for the largest k whose coverage
     (1 - 2 P(Binomial(n, 1/2) < k)) is still at least LEVEL; with 5 rounds
     that is the lowest and the highest (94 %), with 8 the second of each
-    end (93 %), with 16 the fifth (92 %).  (lo, hi, coverage), or None when even the lowest and the
-    highest do not cover LEVEL (4 values or fewer at 90 %)."""
+    end (93 %), with 16 the fifth (92 %).  (lo, hi, coverage), or None
+    when even the lowest and the highest do not cover LEVEL (4 values or
+    fewer at 90 %)."""
     xs = sorted(x for x in xs if x is not None)
     n = len(xs)
-    if n < 2:
-        return None
 
     def coverage(k):
         return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2.0 ** n
